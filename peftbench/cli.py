@@ -1,0 +1,133 @@
+"""`peftbench <command>`: run (Hydra), report. Imports stay lazy so that commands which do not train
+never pay for torch."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import UserError, unknown_name
+
+USAGE = f"""peftbench {__version__}: benchmark parameter-efficient fine-tuning methods
+
+usage: peftbench <command> [args]
+
+commands:
+  run      train and evaluate one model x method x task x hardware combination (Hydra overrides,
+           e.g. `peftbench run method=bitfit task=glue/rte seed=2`; `-m` sweeps a grid;
+           `peftbench run --help` lists the config groups, `--cfg job` prints the composed config)
+  report   print a Markdown table of run files: `peftbench report [DIR ...]` (default: results)
+
+Run files land in results/runs/<run>/run.json; README.md documents their schema.
+"""
+COMMANDS = ("run", "report")
+SEARCH_PATH_FLAGS = ("--config-dir", "-cd", "--config-path", "-cp", "--config-name", "-cn")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0
+    if argv[0] in ("-V", "--version"):
+        print(__version__)
+        return 0
+    command, rest = argv[0], argv[1:]
+    try:
+        if command == "run":
+            return run_command(rest)
+        if command == "report":
+            from .report import main as report_main
+
+            return report_main(rest)
+        raise unknown_name("command", command, COMMANDS, hint="See `peftbench --help`.")
+    except UserError as exc:
+        print(f"peftbench: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def check_group_choices(overrides: list[str]) -> None:
+    """Fail fast, before Hydra, on `method=loraa`: name the value, suggest, list the options."""
+    from .config import CONF_DIR, GROUPS, group_options
+
+    if any(a.split("=")[0] in SEARCH_PATH_FLAGS or a.startswith("hydra.searchpath") for a in overrides):
+        return  # the user adds config folders: Hydra alone knows every option
+    for arg in overrides:
+        key, sep, value = arg.partition("=")
+        group = key.lstrip("+~")
+        if not sep or group not in GROUPS or not value or "(" in value:
+            continue  # not a group choice, or a sweep function (glob/range/choice) Hydra expands itself
+        options = group_options(group)
+        for choice in (v.strip().strip("'\"") for v in value.split(",")):
+            if choice not in options:
+                raise unknown_name(group, choice, options, hint=_hint(group, choice, CONF_DIR))
+
+
+def _hint(group: str, choice: str, conf_dir: Path) -> str:
+    if (conf_dir / group / choice).is_dir():
+        inside = sorted(p.stem for p in (conf_dir / group / choice).glob("*.yaml"))
+        return (f"'{choice}' is a folder: pick one, e.g. {group}={choice}/{inside[0]}, or sweep them with "
+                f"-m {group}=" + ",".join(f"{choice}/{n}" for n in inside) + ".")
+    if group == "model":
+        return "Any other checkpoint: model=hf model.name_or_path=<hub id or folder>."
+    return f"Add your own as conf/{group}/<name>.yaml (or a folder passed with --config-dir)."
+
+
+def run_command(overrides: list[str]) -> int:
+    import hydra
+
+    from .config import CONF_DIR
+
+    check_group_choices(overrides)
+
+    @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
+    def hydra_entry(cfg) -> None:
+        run_job(cfg)
+
+    sys.argv = ["peftbench run", *overrides]
+    hydra_entry()
+    return 0
+
+
+def run_job(cfg) -> None:
+    """One Hydra job: run, print a summary, turn a user mistake into a clear message."""
+    import warnings
+
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from .runner import run
+
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")  # peft calling transformers 5
+    hydra_cfg = HydraConfig.get()
+    try:
+        record = run(cfg, Path(hydra_cfg.runtime.output_dir))
+    except UserError as exc:
+        print(f"peftbench: error: {exc}", file=sys.stderr)
+        if hydra_cfg.mode == RunMode.MULTIRUN:
+            return  # the failed run file is written; the sweep goes on
+        sys.exit(2)
+    print(summary(record))
+
+
+def summary(record: dict) -> str:
+    p, mem, tp, tm = record["params"], record["memory"], record["throughput"], record["timing"]
+    scores = "  ".join(f"{k} {v:.4f}" for k, v in record["metrics"].items())
+    cuda = (f", CUDA max allocated {mem['cuda_max_allocated_mb']:.0f} MB / reserved "
+            f"{mem['cuda_max_reserved_mb']:.0f} MB" if mem["cuda_max_allocated_mb"] is not None else "")
+    return "\n".join([
+        f"peftbench: {record['status']}  {record['model']} + {record['method']} on {record['task']} "
+        f"(seed {record['seed']})",
+        f"  eval:       {scores}",
+        f"  params:     {p['trainable']:,} trainable of {p['total']:,} ({p['trainable_pct']:.4f}%)",
+        f"  memory:     peak RSS {mem['peak_rss_mb']:.0f} MB during training on {mem['device']}{cuda}",
+        f"  throughput: {tp['train_samples_per_s']:.1f} samples/s, {tp['train_tokens_per_s']:.0f} tokens/s "
+        f"({tp['steps']} steps)",
+        f"  time:       train {tm['train_s']:.1f} s, eval {tm['eval_s']:.1f} s, total {tm['total_s']:.1f} s",
+        f"  run file:   {Path(record['run_dir']) / 'run.json'}",
+    ])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

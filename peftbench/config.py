@@ -1,0 +1,214 @@
+"""The config schema (typed, registered in Hydra's ConfigStore) and the checks run before a run starts.
+
+Hydra composes `conf/config.yaml` over `RunConfig`, so a misspelt key or a wrong type in a group file
+or an override fails at compose time with the key's name. `check_config` then checks values and the
+method's own knobs, and reports every problem at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from .errors import UserError
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+GROUPS = ("model", "method", "task", "hardware", "experiment")
+
+
+@dataclass
+class ModelConfig:
+    name: str = MISSING
+    name_or_path: Optional[str] = None  # hub id, local folder, or "package:<pkg>/<subdir>"
+    tokenizer: Optional[str] = None  # defaults to name_or_path
+    family: Optional[str] = None  # bert | roberta | ...; null: the checkpoint's model_type
+    max_length: int = 128
+    random_init: Optional[Dict[str, Any]] = None  # build from these config kwargs, no weights
+
+
+@dataclass
+class TaskConfig:
+    name: str = MISSING
+    dataset: Optional[str] = None  # hub id, e.g. nyu-mll/glue
+    subset: Optional[str] = None  # hub config name, e.g. sst2
+    generator: Optional[str] = None  # a peftbench data generator (offline tasks)
+    generator_args: Dict[str, Any] = field(default_factory=dict)
+    data_dir: Optional[str] = None  # local files instead of the hub
+    files: Dict[str, List[str]] = field(default_factory=dict)  # split -> file stems tried in data_dir
+    tsv_columns: Optional[List[str]] = None  # column names for header-less TSV files
+    column_aliases: Dict[str, str] = field(default_factory=dict)  # file column -> field name
+    text_fields: List[str] = MISSING
+    label_field: str = "label"
+    label_names: Optional[List[str]] = None  # null: regression (one float output)
+    train_split: str = "train"
+    eval_splits: Optional[Dict[str, str]] = None  # split -> metric-name suffix; null: {validation: ""}
+    metrics: List[str] = MISSING
+    main_metric: str = MISSING
+    max_train_samples: Optional[int] = None
+    max_eval_samples: Optional[int] = None
+
+
+@dataclass
+class HardwareConfig:
+    name: str = MISSING
+    device: str = "auto"  # auto | cpu | cuda
+    mixed_precision: str = "no"  # no | fp16 | bf16
+
+
+@dataclass
+class TrainConfig:
+    lr: float = MISSING
+    epochs: float = 3.0
+    max_steps: int = -1
+    batch_size: int = 32
+    eval_batch_size: int = 128
+    grad_accum: int = 1
+    warmup_ratio: float = 0.06
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    eval_every: int = 0
+    log_every: int = 10
+    metric_for_best: Optional[str] = None
+
+
+@dataclass
+class MethodConfig:
+    """Keys every method has; each method subclasses this with its own knobs."""
+
+    name: str = MISSING
+    default_lr: float = MISSING
+
+    def problems(self) -> list[str]:
+        """Value checks of the method's own knobs; each message names the key and the fix."""
+        return []
+
+
+@dataclass
+class RunConfig:
+    model: ModelConfig = MISSING
+    method: Any = MISSING  # checked against the method's own dataclass by check_config
+    task: TaskConfig = MISSING
+    hardware: HardwareConfig = MISSING
+    train: TrainConfig = field(default_factory=TrainConfig)
+    seed: int = 42
+    results_dir: str = "results"
+
+
+def slug(text: str) -> str:
+    """A string safe in a file name: glue/sst2 -> glue-sst2."""
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "-", str(text)).strip("-")
+
+
+def register() -> None:
+    """Register the schema and resolvers; idempotent. Call before Hydra composes."""
+    ConfigStore.instance().store(name="run_schema", node=RunConfig)
+    if not OmegaConf.has_resolver("slug"):
+        OmegaConf.register_new_resolver("slug", slug)
+
+
+register()
+
+
+def group_options(group: str, conf_dir: Path = CONF_DIR) -> list[str]:
+    """The options of a config group, as written on the command line (glue/sst2)."""
+    root = conf_dir / group
+    return sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml"))
+
+
+def check_method_knobs(method: DictConfig, knobs_cls: type) -> tuple[Any, list[str]]:
+    """Merge the method node onto its dataclass; return (knobs, problems)."""
+    valid = [f.name for f in dataclasses.fields(knobs_cls)]
+    problems = []
+    for key in method.keys():
+        if key not in valid:
+            close = difflib.get_close_matches(str(key), valid, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            problems.append(f"method.{key}: not a knob of method '{method.name}'.{hint} Valid: {', '.join(valid)}.")
+    if problems:
+        return None, problems
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(knobs_cls), method)
+    except Exception as exc:  # omegaconf ValidationError: wrong type for a knob
+        return None, [f"method: {exc}".splitlines()[0]]
+    knobs = OmegaConf.to_object(merged)
+    return knobs, knobs.problems()
+
+
+def _positive(problems: list[str], cfg: DictConfig, key: str, allow_zero: bool = False) -> None:
+    value = OmegaConf.select(cfg, key)
+    if value is None or value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        problems.append(f"{key}={value}: must be {bound}.")
+
+
+def check_config(cfg: DictConfig, method_knobs: type, metric_names: list[str]) -> tuple[Any, list[str]]:
+    """Check values across the whole config. Returns (method knobs, problems)."""
+    problems: list[str] = []
+    for key in ("train.lr", "train.batch_size", "train.eval_batch_size", "train.grad_accum",
+                "train.log_every", "model.max_length"):
+        _positive(problems, cfg, key)
+    for key in ("train.weight_decay", "train.max_grad_norm", "train.eval_every"):
+        _positive(problems, cfg, key, allow_zero=True)
+    t = cfg.train
+    if t.max_steps <= 0 and t.epochs <= 0:
+        problems.append(f"train.epochs={t.epochs} and train.max_steps={t.max_steps}: set one of them > 0.")
+    if not 0 <= t.warmup_ratio < 1:
+        problems.append(f"train.warmup_ratio={t.warmup_ratio}: must be in [0, 1).")
+    hw = cfg.hardware
+    if hw.device not in ("auto", "cpu", "cuda"):
+        problems.append(f"hardware.device='{hw.device}': must be one of auto, cpu, cuda.")
+    if hw.mixed_precision not in ("no", "fp16", "bf16"):
+        problems.append(f"hardware.mixed_precision='{hw.mixed_precision}': must be one of no, fp16, bf16.")
+    m = cfg.model
+    if not m.name_or_path and not m.random_init:
+        problems.append(f"model '{m.name}': set model.name_or_path (hub id or folder) or model.random_init.")
+    problems += _task_problems(cfg.task, metric_names)
+    best = t.metric_for_best
+    if best is not None and best not in _metric_columns(cfg.task):
+        problems.append(f"train.metric_for_best='{best}': not a metric of task '{cfg.task.name}'. "
+                        f"Choose one of: {', '.join(_metric_columns(cfg.task))}.")
+    knobs, method_problems = check_method_knobs(cfg.method, method_knobs)
+    return knobs, problems + method_problems
+
+
+def eval_splits(task: DictConfig) -> dict[str, str]:
+    return dict(task.eval_splits) if task.eval_splits else {"validation": ""}
+
+
+def _metric_columns(task: DictConfig) -> list[str]:
+    return [m + suffix for suffix in eval_splits(task).values() for m in task.metrics]
+
+
+def _task_problems(task: DictConfig, metric_names: list[str]) -> list[str]:
+    problems = []
+    name = task.name
+    for metric in task.metrics:
+        if metric not in metric_names:
+            problems.append(f"task '{name}': unknown metric '{metric}'. Available: {', '.join(metric_names)}.")
+    if task.main_metric not in task.metrics:
+        problems.append(f"task.main_metric='{task.main_metric}': not in task.metrics {list(task.metrics)}.")
+    if not 1 <= len(task.text_fields) <= 2:
+        problems.append(f"task.text_fields={list(task.text_fields)}: give one field or a pair.")
+    if task.label_names is not None and len(task.label_names) < 2:
+        problems.append(f"task.label_names={list(task.label_names)}: a classification task needs >= 2 labels "
+                        "(use null for regression).")
+    if not (task.data_dir or task.dataset or task.generator):
+        problems.append(f"task '{name}': no data source. Set task.data_dir=<folder> (or task.dataset=<hub id>).")
+    for key in ("max_train_samples", "max_eval_samples"):
+        value = task[key]
+        if value is not None and value <= 0:
+            problems.append(f"task.{key}={value}: must be > 0 (or null for all).")
+    return problems
+
+
+def raise_problems(problems: list[str]) -> None:
+    if problems:
+        lines = "\n".join(f"  - {p}" for p in problems)
+        raise UserError(f"{len(problems)} problem(s) in the config:\n{lines}")

@@ -1,0 +1,54 @@
+"""User-facing errors: the CLI prints these without a traceback and exits with status 2."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Iterable
+
+
+class UserError(Exception):
+    """A mistake in the user's input (config, data, command line), with a message that says the fix."""
+
+
+def unknown_name(kind: str, value: object, choices: Iterable[str], hint: str = "") -> UserError:
+    """`Unknown method 'loraa'. Did you mean 'lora'? Available: bitfit, full, head, lora.`"""
+    choices = sorted(choices)
+    close = difflib.get_close_matches(str(value), choices, n=1, cutoff=0.6)
+    parts = [f"Unknown {kind} '{value}'."]
+    if close:
+        parts.append(f"Did you mean '{close[0]}'?")
+    parts.append(f"Available: {', '.join(choices)}.")
+    if hint:
+        parts.append(hint)
+    return UserError(" ".join(parts))
+
+
+class Registry:
+    """Name -> object, for one kind of thing (method, metric, generator). Names are lowercase."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._entries: dict[str, object] = {}
+
+    def register(self, name: str, obj: object = None):
+        if name != name.lower() or not name.replace("_", "").replace("/", "").isalnum():
+            raise ValueError(f"{self.kind} name {name!r}: use lowercase letters, digits and '_' only")
+        if name in self._entries:
+            raise ValueError(f"{self.kind} {name!r} is registered twice")
+
+        def add(o):
+            self._entries[name] = o
+            return o
+
+        return add(obj) if obj is not None else add
+
+    def get(self, name: str):
+        if name not in self._entries:
+            raise unknown_name(self.kind, name, self._entries)
+        return self._entries[name]
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries

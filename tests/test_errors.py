@@ -1,0 +1,59 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import TINY, make_cfg
+from peftbench.cli import main
+from peftbench.errors import UserError
+from peftbench.runner import run
+
+
+def test_unknown_method_names_value_suggestion_and_choices(capsys):
+    assert main(["run", "method=loraa"]) == 2
+    err = capsys.readouterr().err
+    assert "Unknown method 'loraa'. Did you mean 'lora'? Available: bitfit, full, head, lora." in err
+
+
+@pytest.mark.parametrize("arg,text", [
+    ("task=glue/sst", "Unknown task 'glue/sst'. Did you mean 'glue/sst2'?"),
+    ("task=glue", "'glue' is a folder: pick one, e.g. task=glue/cola"),
+    ("model=bert-base", "model=hf model.name_or_path="),
+    ("hardware=tpu", "Available: auto, cpu, gpu."),
+    ("method=lora,bitfitt", "Unknown method 'bitfitt'"),
+])
+def test_unknown_group_options(capsys, arg, text):
+    assert main(["run", arg]) == 2
+    assert text in capsys.readouterr().err
+
+
+def test_unknown_command(capsys):
+    assert main(["rnu"]) == 2
+    assert "Unknown command 'rnu'. Did you mean 'run'?" in capsys.readouterr().err
+
+
+def test_all_bad_values_reported_at_once_and_a_failed_run_file_written(tmp_path):
+    cfg = make_cfg(*TINY, "method.r=0", "train.lr=-1", "train.warmup_ratio=1.5")
+    with pytest.raises(UserError) as info:
+        run(cfg, tmp_path)
+    message = str(info.value)
+    for text in ("3 problem(s)", "method.r=0", "train.lr=-1", "train.warmup_ratio=1.5"):
+        assert text in message
+    record = json.loads((tmp_path / "run.json").read_text())
+    assert record["status"] == "failed" and record["error"]["type"] == "UserError"
+    assert "method.r=0" in record["error"]["message"]
+
+
+def test_unknown_method_knob_suggests_the_right_one(tmp_path):
+    cfg = make_cfg(*TINY, "+method.alpah=4")
+    with pytest.raises(UserError, match=r"method.alpah: not a knob of method 'lora'. Did you mean 'alpha'\?"):
+        run(cfg, tmp_path)
+
+
+def test_cli_user_error_has_no_traceback(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "peftbench.cli", "run", *TINY, "method.r=0",
+                          f"results_dir={tmp_path}"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2
+    assert "method.r=0: the LoRA rank must be >= 1" in out.stderr
+    assert "Traceback" not in out.stderr

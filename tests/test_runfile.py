@@ -1,0 +1,57 @@
+import json
+
+import pytest
+
+from peftbench import runfile
+
+
+def test_tiny_run_file_has_the_documented_schema(tiny_run):
+    record, run_dir = tiny_run
+    on_disk = json.loads((run_dir / "run.json").read_text())
+    assert list(on_disk) == list(runfile.SCHEMA_KEYS)
+    assert on_disk["status"] == "ok" and on_disk["error"] is None
+    assert (on_disk["model"], on_disk["method"], on_disk["task"], on_disk["seed"]) == ("tiny", "lora", "demo", 42)
+    assert on_disk["config"]["train"]["lr"] == 5e-4  # resolved, not "${method.default_lr}"
+    assert set(on_disk["metrics"]) == {"accuracy", "f1"} and on_disk["main_metric"] == "accuracy"
+    assert on_disk["main_score"] == on_disk["metrics"]["accuracy"]
+    p = on_disk["params"]
+    assert 0 < p["trainable"] < p["total"]
+    assert p["trainable_pct"] == pytest.approx(100 * p["trainable"] / p["total"], abs=1e-6)
+    assert on_disk["memory"]["peak_rss_mb"] >= on_disk["memory"]["rss_before_train_mb"] > 0
+    assert on_disk["memory"]["device"] == "cpu" and on_disk["memory"]["cuda_max_allocated_mb"] is None
+    tp = on_disk["throughput"]
+    assert tp["steps"] == 8 and tp["train_samples"] == 8 * 32
+    assert tp["train_tokens"] < tp["train_samples"] * 64  # padding excluded, max_length 64
+    assert tp["train_samples_per_s"] > 0 and tp["train_tokens_per_s"] > tp["train_samples_per_s"]
+    assert on_disk["timing"]["train_s"] > 0 and on_disk["timing"]["total_s"] >= on_disk["timing"]["train_s"]
+    assert on_disk["versions"]["torch"] and on_disk["versions"]["peft"]
+    assert set(on_disk["git"]) == {"commit", "dirty"}
+
+
+def test_write_atomic_replaces_whole_files_and_leaves_no_temp(tmp_path):
+    path = tmp_path / "run.json"
+    runfile.write_atomic(path, {"status": "ok", "n": 1})
+    runfile.write_atomic(path, {"status": "ok", "n": 2})
+    assert json.loads(path.read_text()) == {"status": "ok", "n": 2}
+    assert [p.name for p in tmp_path.iterdir()] == ["run.json"]
+
+
+def test_a_write_that_fails_midway_keeps_the_old_file(tmp_path):
+    class Boom:
+        def __str__(self):
+            raise KeyboardInterrupt  # as if the process were interrupted while serialising
+
+    path = tmp_path / "run.json"
+    runfile.write_atomic(path, {"status": "ok"})
+    with pytest.raises(KeyboardInterrupt):
+        runfile.write_atomic(path, {"status": "ok", "metrics": {"x": Boom()}})
+    assert json.loads(path.read_text()) == {"status": "ok"}
+    assert [p.name for p in tmp_path.iterdir()] == ["run.json"]
+
+
+def test_find_run_files_recurses(tmp_path):
+    for sub in ("a", "b/c"):
+        runfile.write_atomic(tmp_path / sub / "run.json", {})
+    (tmp_path / "b" / "other.json").write_text("{}")
+    assert [p.relative_to(tmp_path).as_posix() for p in runfile.find_run_files([tmp_path])] == \
+        ["a/run.json", "b/c/run.json"]
