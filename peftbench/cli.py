@@ -17,11 +17,13 @@ commands:
   run      train and evaluate one model x method x task x hardware combination (Hydra overrides,
            e.g. `peftbench run method=bitfit task=glue/rte seed=2`; `-m` sweeps a grid;
            `peftbench run --help` lists the config groups, `--cfg job` prints the composed config)
+  params   count total/trainable parameters of a model x method without weights or training:
+           `peftbench params model=roberta-base method=lora method.r=8` (method and head apart)
   report   print a Markdown table of run files: `peftbench report [DIR ...]` (default: results)
 
 Run files land in results/runs/<run>/run.json; README.md documents their schema.
 """
-COMMANDS = ("run", "report")
+COMMANDS = ("run", "params", "report")
 SEARCH_PATH_FLAGS = ("--config-dir", "-cd", "--config-path", "-cp", "--config-name", "-cn")
 
 
@@ -37,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if command == "run":
             return run_command(rest)
+        if command == "params":
+            from .params import main as params_main
+
+            return params_main(rest)
         if command == "report":
             from .report import main as report_main
 
@@ -120,7 +126,8 @@ def summary(record: dict) -> str:
         f"peftbench: {record['status']}  {record['model']} + {record['method']} on {record['task']} "
         f"(seed {record['seed']})",
         f"  eval:       {scores}",
-        f"  params:     {p['trainable']:,} trainable of {p['total']:,} ({p['trainable_pct']:.4f}%)",
+        f"  params:     {p['trainable']:,} trainable of {p['base_total']:,} ({p['trainable_pct']:.4f}%; "
+        f"method {p['method']:,}, head {p['head']:,})",
         f"  memory:     peak RSS {mem['peak_rss_mb']:.0f} MB during training on {mem['device']}{cuda}",
         f"  throughput: {tp['train_samples_per_s']:.1f} samples/s, {tp['train_tokens_per_s']:.0f} tokens/s "
         f"({tp['steps']} steps)",

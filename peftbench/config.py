@@ -7,8 +7,6 @@ method's own knobs, and reports every problem at once.
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +28,9 @@ class ModelConfig:
     tokenizer: Optional[str] = None  # defaults to name_or_path
     family: Optional[str] = None  # bert | roberta | ...; null: the checkpoint's model_type
     max_length: int = 128
-    random_init: Optional[Dict[str, Any]] = None  # build from these config kwargs, no weights
+    # The architecture as config kwargs (model_type, hidden_size, ...). With name_or_path null the model
+    # is built from it with random weights; `peftbench params` uses it to count without downloading.
+    arch: Optional[Dict[str, Any]] = None
 
 
 @dataclass
@@ -122,25 +122,6 @@ def group_options(group: str, conf_dir: Path = CONF_DIR) -> list[str]:
     return sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml"))
 
 
-def check_method_knobs(method: DictConfig, knobs_cls: type) -> tuple[Any, list[str]]:
-    """Merge the method node onto its dataclass; return (knobs, problems)."""
-    valid = [f.name for f in dataclasses.fields(knobs_cls)]
-    problems = []
-    for key in method.keys():
-        if key not in valid:
-            close = difflib.get_close_matches(str(key), valid, n=1)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
-            problems.append(f"method.{key}: not a knob of method '{method.name}'.{hint} Valid: {', '.join(valid)}.")
-    if problems:
-        return None, problems
-    try:
-        merged = OmegaConf.merge(OmegaConf.structured(knobs_cls), method)
-    except Exception as exc:  # omegaconf ValidationError: wrong type for a knob
-        return None, [f"method: {exc}".splitlines()[0]]
-    knobs = OmegaConf.to_object(merged)
-    return knobs, knobs.problems()
-
-
 def _positive(problems: list[str], cfg: DictConfig, key: str, allow_zero: bool = False) -> None:
     value = OmegaConf.select(cfg, key)
     if value is None or value < 0 or (value == 0 and not allow_zero):
@@ -148,8 +129,9 @@ def _positive(problems: list[str], cfg: DictConfig, key: str, allow_zero: bool =
         problems.append(f"{key}={value}: must be {bound}.")
 
 
-def check_config(cfg: DictConfig, method_knobs: type, metric_names: list[str]) -> tuple[Any, list[str]]:
-    """Check values across the whole config. Returns (method knobs, problems)."""
+def check_config(cfg: DictConfig, method, metric_names: list[str]) -> tuple[Any, list[str]]:
+    """Check values across the whole config and the method's knobs (`method.check`).
+    Returns (method knobs, problems)."""
     problems: list[str] = []
     for key in ("train.lr", "train.batch_size", "train.eval_batch_size", "train.grad_accum",
                 "train.log_every", "model.max_length"):
@@ -167,14 +149,15 @@ def check_config(cfg: DictConfig, method_knobs: type, metric_names: list[str]) -
     if hw.mixed_precision not in ("no", "fp16", "bf16"):
         problems.append(f"hardware.mixed_precision='{hw.mixed_precision}': must be one of no, fp16, bf16.")
     m = cfg.model
-    if not m.name_or_path and not m.random_init:
-        problems.append(f"model '{m.name}': set model.name_or_path (hub id or folder) or model.random_init.")
+    if not m.name_or_path and not m.arch:
+        problems.append(f"model '{m.name}': set model.name_or_path (hub id or folder) or model.arch "
+                        "(config kwargs for a random-init model).")
     problems += _task_problems(cfg.task, metric_names)
     best = t.metric_for_best
     if best is not None and best not in _metric_columns(cfg.task):
         problems.append(f"train.metric_for_best='{best}': not a metric of task '{cfg.task.name}'. "
                         f"Choose one of: {', '.join(_metric_columns(cfg.task))}.")
-    knobs, method_problems = check_method_knobs(cfg.method, method_knobs)
+    knobs, method_problems = method.check(cfg.method)
     return knobs, problems + method_problems
 
 

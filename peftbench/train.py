@@ -100,6 +100,7 @@ def fit(model, train_loader, eval_loaders: dict, cfg, accelerator, best_metric: 
     bar = tqdm(total=total, desc="train", unit="step", dynamic_ncols=True, disable=not show_bar)
     log.info("training %d steps (%d per epoch, batch %d x %d accumulation x %d processes)", total,
              steps_per_epoch, t.batch_size, t.grad_accum, accelerator.num_processes)
+    after_step = getattr(accelerator.unwrap_model(model), "peftbench_after_step", None)  # AdaLoRA's allocator
     window, samples, tokens = [], 0, 0
     model.train()
     start = time.perf_counter()
@@ -114,6 +115,8 @@ def fit(model, train_loader, eval_loaders: dict, cfg, accelerator, best_metric: 
                 if accelerator.sync_gradients and t.max_grad_norm > 0:
                     accelerator.clip_grad_norm_(params, t.max_grad_norm)
                 optimizer.step()
+                if after_step is not None and accelerator.sync_gradients:
+                    after_step(result.steps)
                 optimizer.zero_grad()
             samples += batch["labels"].shape[0]
             tokens += int(batch["attention_mask"].sum())

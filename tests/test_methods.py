@@ -4,7 +4,6 @@ import pytest
 from omegaconf import OmegaConf
 
 from conftest import make_cfg
-from peftbench.config import check_method_knobs
 from peftbench.methods import METHODS
 from peftbench.models import load_model
 from peftbench.params import count_params
@@ -15,7 +14,7 @@ HEAD = D * LABELS + LABELS  # classifier weight + bias
 
 def build(method, *overrides):
     cfg = make_cfg("model=tiny", f"method={method}", *overrides)
-    knobs, problems = check_method_knobs(cfg.method, METHODS.get(method).knobs)
+    knobs, problems = METHODS.get(method).check(cfg.method)
     assert problems == []
     return METHODS.get(method).build(load_model(cfg.model, LABELS), knobs, "bert")
 
@@ -53,16 +52,16 @@ def test_lora_target_modules_knob():
     assert p["trainable"] == LAYERS * 3 * (2 * 8 * D) + HEAD
 
 
-def test_lora_unknown_family_is_a_clear_error():
-    cfg = make_cfg("model=tiny")
-    knobs, _ = check_method_knobs(cfg.method, METHODS.get("lora").knobs)
+def test_adapter_unknown_family_is_a_clear_error():
+    cfg = make_cfg("model=tiny", "method=adapter_houlsby")
+    knobs, _ = METHODS.get("adapter_houlsby").check(cfg.method)
     from peftbench.errors import UserError
-    with pytest.raises(UserError, match="no default target modules for model family 'gpt2'"):
-        METHODS.get("lora").build(load_model(cfg.model, LABELS), knobs, "gpt2")
+    with pytest.raises(UserError, match="does not know where to insert itself in model family 'funnel'"):
+        METHODS.get("adapter_houlsby").build(load_model(cfg.model, LABELS), knobs, "funnel")
 
 
 def test_method_knob_types_are_checked():
     cfg = make_cfg("model=tiny")
     bad = OmegaConf.merge(cfg.method, {"r": "eight"})
-    _, problems = check_method_knobs(bad, METHODS.get("lora").knobs)
-    assert problems and "r" in problems[0]
+    _, problems = METHODS.get("lora").check(bad)
+    assert problems == ["method.r='eight': expected int."]

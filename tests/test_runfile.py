@@ -16,7 +16,9 @@ def test_tiny_run_file_has_the_documented_schema(tiny_run):
     assert on_disk["main_score"] == on_disk["metrics"]["accuracy"]
     p = on_disk["params"]
     assert 0 < p["trainable"] < p["total"]
-    assert p["trainable_pct"] == pytest.approx(100 * p["trainable"] / p["total"], abs=1e-6)
+    assert p["trainable_pct"] == pytest.approx(100 * p["trainable"] / p["base_total"], abs=1e-6)
+    assert p["method"] + p["head"] == p["trainable"] and p["head"] == 32 * 2 + 2  # the tiny classifier
+    assert p["total"] == p["base_total"] + p["method"] + p["head"]  # LoRA factors + peft's copy of the head
     assert on_disk["memory"]["peak_rss_mb"] >= on_disk["memory"]["rss_before_train_mb"] > 0
     assert on_disk["memory"]["device"] == "cpu" and on_disk["memory"]["cuda_max_allocated_mb"] is None
     tp = on_disk["throughput"]

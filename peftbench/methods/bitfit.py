@@ -18,4 +18,4 @@ def build(model, knobs: BitFitConfig, family: str):
     return train_only(model, lambda name: name not in head and name.endswith(".bias"))
 
 
-METHODS.register("bitfit", Method(BitFitConfig, build))
+METHODS.register("bitfit", Method(build, BitFitConfig))

@@ -8,4 +8,4 @@ def build(model, knobs: MethodConfig, family: str):
     return train_only(model, lambda name: True)
 
 
-METHODS.register("full", Method(MethodConfig, build))
+METHODS.register("full", Method(build))

@@ -9,4 +9,4 @@ def build(model, knobs: MethodConfig, family: str):
     return train_only(model, lambda name: name in head)
 
 
-METHODS.register("head", Method(MethodConfig, build))
+METHODS.register("head", Method(build))

@@ -1,0 +1,119 @@
+"""Methods that HF peft implements, wrapped, not re-implemented: peft is the reference users trust.
+
+The knobs of `method=<name>` are the fields of peft's config class under peft's own names (see
+`conf/method/<name>.yaml`; add any other field with `+method.<field>=...`). `target_modules: null`
+takes peft's default for the model family (BERT/RoBERTa LoRA: query, value; IA3: key, value,
+output.dense). Variants are YAML files over the same class: dora, rslora, pissa and olora are LoRA
+with `use_dora`, `use_rslora` or `init_lora_weights` set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+from ..errors import UserError
+from . import METHODS, Method
+
+# name -> peft config class; the YAML file of the same name sets the knobs.
+CLASSES = {
+    "lora": "LoraConfig", "dora": "LoraConfig", "rslora": "LoraConfig", "pissa": "LoraConfig",
+    "olora": "LoraConfig", "adalora": "AdaLoraConfig", "ia3": "IA3Config", "loha": "LoHaConfig",
+    "lokr": "LoKrConfig", "vera": "VeraConfig", "oft": "OFTConfig", "boft": "BOFTConfig",
+    "fourierft": "FourierFTConfig", "ln_tuning": "LNTuningConfig", "hra": "HRAConfig",
+    "vblora": "VBLoRAConfig", "randlora": "RandLoraConfig", "c3a": "C3AConfig", "shira": "ShiraConfig",
+    "road": "RoadConfig", "miss": "MissConfig", "waveft": "WaveFTConfig", "delora": "DeloraConfig",
+    "prompt_tuning": "PromptTuningConfig", "prefix_tuning": "PrefixTuningConfig",
+    "p_tuning": "PromptEncoderConfig",
+}
+# Set by peftbench, not knobs: the task type is sequence classification; the rest is bookkeeping.
+RESERVED = {"task_type", "peft_type", "auto_mapping", "peft_version", "base_model_name_or_path", "revision",
+            "inference_mode"}
+# Methods whose weights fold into the base model (peft's merge_and_unload).
+MERGEABLE = {"lora", "dora", "rslora", "pissa", "olora", "adalora", "ia3", "loha", "lokr", "vera", "oft", "boft",
+             "fourierft", "hra", "vblora", "randlora", "c3a", "shira", "road", "miss", "waveft", "delora"}
+
+
+def _positive(x) -> bool:
+    return x > 0
+
+
+def _fraction(x) -> bool:
+    return 0 <= x < 1
+
+
+CHECKS = (
+    ("r", _positive, "must be >= 1 (the rank; typical: 4, 8, 16)"),
+    ("lora_alpha", _positive, "must be > 0"),
+    ("lora_dropout", _fraction, "must be in [0, 1)"),
+    ("num_virtual_tokens", _positive, "must be >= 1 (prompt length)"),
+    ("total_step", _positive, "must be >= 1 (AdaLoRA's budget schedule needs the training length)"),
+)
+
+
+def config_class(class_name: str):
+    import peft
+
+    return getattr(peft, class_name)
+
+
+def knob_names(class_name: str) -> list[str]:
+    fields = dataclasses.fields(config_class(class_name))
+    return ["name", "default_lr", *(f.name for f in fields if f.init and f.name not in RESERVED)]
+
+
+_SIMPLE = {"int": int, "float": float, "bool": bool, "str": str}
+
+
+def knob_types(class_name: str) -> dict[str, type]:
+    """Knobs whose peft annotation is a plain int/float/bool/str (peft writes them as strings)."""
+    fields = dataclasses.fields(config_class(class_name))
+    return {f.name: _SIMPLE[f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")]
+            for f in fields if (f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")) in _SIMPLE}
+
+
+def build(model, knobs: dict, family: str, class_name: str):
+    import peft
+
+    kwargs = {k: v for k, v in knobs.items() if k not in ("name", "default_lr")}
+    name = knobs["name"]
+    try:
+        config = config_class(class_name)(task_type=peft.TaskType.SEQ_CLS, **kwargs)
+        model = peft.get_peft_model(model, config)
+    except (ValueError, TypeError, KeyError, NotImplementedError) as exc:
+        raise UserError(f"method '{name}' ({class_name}) on model family '{family}': {exc}") from exc
+    if class_name == "AdaLoraConfig":  # AdaLoRA reallocates ranks during training, after each step
+        model.peftbench_after_step = model.base_model.update_and_allocate
+    if class_name == "PrefixTuningConfig" and not _takes_past_key_values(model):
+        # Counting parameters still works; training would fail inside peft at the first step.
+        model.peftbench_cannot_train = (
+            f"prefix tuning feeds the prefix as past_key_values, which {type(model.base_model).__name__} "
+            "(transformers " + _version("transformers") + ") does not accept. Use a decoder model, or "
+            "method=p_tuning / method=prompt_tuning on this one.")
+    return model
+
+
+def _takes_past_key_values(model) -> bool:
+    import inspect
+
+    base = model.base_model
+    inner = getattr(base, base.base_model_prefix, base)
+    return any("past_key_values" in inspect.signature(m.forward).parameters for m in (base, inner))
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import version
+
+    return version(package)
+
+
+def merge(model):
+    """Fold the adapter into the base weights (peft's merge_and_unload): same outputs, no extra modules."""
+    return model.merge_and_unload()
+
+
+for _name, _cls in CLASSES.items():
+    METHODS.register(_name, Method(
+        build=functools.partial(build, class_name=_cls), valid_keys=functools.partial(knob_names, _cls),
+        types=functools.partial(knob_types, _cls), checks=CHECKS, merge=merge if _name in MERGEABLE else None))
+
