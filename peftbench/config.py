@@ -76,6 +76,7 @@ class TrainConfig:
     eval_every: int = 0
     log_every: int = 10
     metric_for_best: Optional[str] = None
+    save_trainable: bool = True  # write the trained tensors (only those) to <run dir>/trainable.safetensors
 
 
 @dataclass

@@ -16,7 +16,7 @@ FILE_NAME = "run.json"
 SCHEMA_KEYS = (
     "schema_version", "status", "error", "run_dir", "model", "method", "task", "seed", "config",
     "data", "metrics", "main_metric", "main_score", "best", "eval_history", "loss_history", "params",
-    "memory", "throughput", "timing", "versions", "git", "host", "started_at", "finished_at",
+    "memory", "throughput", "timing", "artifacts", "versions", "git", "host", "started_at", "finished_at",
 )
 PACKAGES = ("peftbench", "torch", "transformers", "peft", "accelerate", "datasets", "hydra-core",
             "omegaconf", "scikit-learn", "scipy", "pandas")

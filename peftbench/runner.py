@@ -123,3 +123,8 @@ def _execute(cfg: DictConfig, record: dict) -> None:
                     "measured": "training steps only, evaluation excluded; tokens exclude padding"},
     )
     record["timing"].update(train_s=round(result.train_seconds, 3), eval_s=round(result.eval_seconds, 3))
+    if t.save_trainable and _is_main_process():
+        from .checkpoint import save_trainable
+
+        path = save_trainable(model, Path(record["run_dir"]) / "trainable.safetensors")
+        record["artifacts"] = {"trainable_weights": path.name, "trainable_weights_bytes": path.stat().st_size}
