@@ -199,7 +199,8 @@ def choose_columns(columns: list[Column], spec: str | None) -> list[Column]:
         key, _, header = item.partition("=")
         matches = [c for c in columns if c.key == key or c.key.startswith(key + ":")]
         if not matches:
-            raise unknown_name("column", key, [c.key for c in columns],
+            tasks = {c.key.split(":")[0] for c in columns if ":" in c.key}
+            raise unknown_name("column", key, {c.key for c in columns} | tasks,
                                hint="A task name picks all its metrics; rename with key=Header.")
         chosen += [Column(c.key, header, c.decimals, c.better, c.per_seed) if header else c for c in matches]
     return chosen
@@ -260,7 +261,7 @@ def compare_table(a: list[dict], b: list[dict], keys: list[str], args) -> Table:
     tasks = sorted({r["task"] for r in both})
     columns = [*score_columns(both, args.metrics == "main"), Column("avg", "avg")]
     for c in columns:
-        c.decimals = args.decimals
+        c.decimals, c.per_seed = args.decimals, False  # a difference of means: no spread, no run count
     rows_a, rows_b = group_rows(a, keys), group_rows(b, keys)
     rows = []
     for key in sorted(set(rows_a) | set(rows_b)):
