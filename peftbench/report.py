@@ -319,8 +319,9 @@ def main(argv: list[str]) -> int:
     check_choice("format", args.format, FORMATS)
     check_choice("table", args.table, ("scores", "cost"))
     check_choice("metrics", args.metrics, ("all", "main"))
-    if args.compare and args.paths:
-        raise UserError("give result folders either as paths or as --compare A B, not both.")
+    if args.compare and (args.paths or args.plots or args.table != "scores"):
+        raise UserError("--compare A B takes the result sets itself and makes one table: leave out paths, "
+                        "--plots and --table.")
     sets = [load_runs([p]) for p in args.compare] if args.compare else [load_runs(args.paths or ["results"])]
     problems = [line for _, probs in sets for line in probs]
     sets = [select(select(select(runs, "task", args.tasks), "method", args.methods), "model", args.models)
