@@ -121,3 +121,9 @@ def test_params_command_bad_input(capsys):
     assert "--labels 'two'" in capsys.readouterr().err
     assert main(["params", "model=tiny", "method=loraa"]) == 2
     assert "Did you mean 'lora'?" in capsys.readouterr().err
+
+
+def test_methods_whose_set_up_reads_weight_values_fall_back_to_a_cpu_build():
+    # SHiRA picks its sparse entries from the weights (torch.nonzero has no meta kernel): built on the
+    # CPU instead. Its default r=32 keeps r*(m+n) entries of each 768x768 query/value matrix.
+    assert counts("roberta-base", "shira")["method"] == 12 * 2 * 32 * (768 + 768) == 1_179_648
