@@ -127,3 +127,8 @@ def test_methods_whose_set_up_reads_weight_values_fall_back_to_a_cpu_build():
     # SHiRA picks its sparse entries from the weights (torch.nonzero has no meta kernel): built on the
     # CPU instead. Its default r=32 keeps r*(m+n) entries of each 768x768 query/value matrix.
     assert counts("roberta-base", "shira")["method"] == 12 * 2 * 32 * (768 + 768) == 1_179_648
+
+
+def test_fourierft_roberta_base_is_the_papers_0_024m():
+    # n = 1000 learnable spectral coefficients per adapted matrix (W_q, W_v): FourierFT paper, 0.024M
+    assert counts("roberta-base", "fourierft", "method.n_frequency=1000")["method"] == 12 * 2 * 1000 == 24_000
