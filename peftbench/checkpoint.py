@@ -87,8 +87,8 @@ def latest_checkpoint(run_dir) -> Path | None:
 
 
 def load_checkpoint(path: Path, config_hash, model, optimizer, scheduler, accelerator) -> tuple[dict, dict] | None:
-    """Restore a `save_checkpoint` folder made with the same config; returns (state, this process's
-    rank state), or None when the checkpoint belongs to another config."""
+    """Restore a `save_checkpoint` folder made with the same config into the model, optimizer and
+    scheduler; returns (state, this process's rank state), or None when it belongs to another config."""
     import torch
 
     state = torch.load(path / "state.pt", weights_only=False)  # written by peftbench itself
@@ -99,9 +99,7 @@ def load_checkpoint(path: Path, config_hash, model, optimizer, scheduler, accele
     scheduler.load_state_dict(state.pop("scheduler"))
     rank_file = path / f"rank-{accelerator.process_index}.pt"
     rank_state = torch.load(rank_file, weights_only=False) if rank_file.is_file() else {}
-    if "rng" in rank_state:
-        _set_rng_state(rank_state.pop("rng"))
-    return state, rank_state
+    return state, rank_state  # rank_state["rng"]: set it with set_rng_state when training goes on
 
 
 def _rng_state() -> dict:
@@ -114,7 +112,7 @@ def _rng_state() -> dict:
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
 
 
-def _set_rng_state(rng: dict) -> None:
+def set_rng_state(rng: dict) -> None:
     import random
 
     import numpy as np

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from . import metrics
+from .checkpoint import set_rng_state
 from .errors import UserError
 
 log = logging.getLogger("peftbench")
@@ -122,7 +123,7 @@ def fit(model, train_loader, eval_loaders: dict, cfg, accelerator, best_metric: 
     scheduler = get_linear_schedule_with_warmup(optimizer, int(t.warmup_ratio * total), total)
 
     result = FitResult(metrics={}, best=None)
-    window, samples, tokens = _resume(run_dir, config_hash, model, optimizer, scheduler, accelerator, result)
+    window, samples, tokens, rng = _resume(run_dir, config_hash, model, optimizer, scheduler, accelerator, result)
     show_bar = accelerator.is_main_process and sys.stderr.isatty()
     bar = tqdm(total=total, initial=result.steps, desc="train", unit="step", dynamic_ncols=True,
                disable=not show_bar)
@@ -135,7 +136,11 @@ def fit(model, train_loader, eval_loaders: dict, cfg, accelerator, best_metric: 
     while result.steps < total:
         if hasattr(sampler, "set_epoch"):
             sampler.set_epoch(epoch)
-        for batch in accelerator.skip_first_batches(train_loader, skip) if skip else train_loader:
+        batches = iter(accelerator.skip_first_batches(train_loader, skip) if skip else train_loader)
+        if rng is not None:  # after iter(), which draws from the global RNG, as it did before the checkpoint
+            set_rng_state(rng)
+            rng = None
+        for batch in batches:
             with accelerator.accumulate(model):
                 loss = model(**batch).loss
                 if not torch.isfinite(loss):
@@ -197,24 +202,25 @@ def _checkpoint(run_dir, config_hash, model, optimizer, scheduler, accelerator, 
     log.info("checkpoint at step %d: %s", result.steps, path)
 
 
-def _resume(run_dir, config_hash, model, optimizer, scheduler, accelerator, result) -> tuple[list, int, int]:
+def _resume(run_dir, config_hash, model, optimizer, scheduler, accelerator, result) -> tuple:
     """Go on from the run dir's last checkpoint if it was made with the same config.
-    Returns this process's (loss window, samples, tokens) so far."""
+    Returns this process's (loss window, samples, tokens, RNG states) at the checkpoint."""
     from .checkpoint import latest_checkpoint, load_checkpoint
 
     path = latest_checkpoint(run_dir) if run_dir is not None else None
     if path is None:
-        return [], 0, 0
+        return [], 0, 0, None
     loaded = load_checkpoint(path, config_hash, model, optimizer, scheduler, accelerator)
     if loaded is None:
         log.warning("%s was made with another config: starting this run over (it will be replaced)", path)
-        return [], 0, 0
+        return [], 0, 0, None
     state, rank_state = loaded
     for key in RESUMED_FIELDS:
         setattr(result, key, state[key])
     result.resumed_from = {"step": result.steps, "checkpoint": str(path)}
     log.info("resuming from %s (step %d)", path, result.steps)
-    return list(rank_state.get("window", [])), rank_state.get("samples", 0), rank_state.get("tokens", 0)
+    return (list(rank_state.get("window", [])), rank_state.get("samples", 0), rank_state.get("tokens", 0),
+            rank_state.get("rng"))
 
 
 def _eval_and_track(model, eval_loaders, cfg, accelerator, result: FitResult, best_metric: str) -> None:
