@@ -10,11 +10,17 @@ from .errors import UserError
 
 
 def trainable_state(model) -> dict:
-    """{name: tensor} of the trainable parameters and the persistent buffers, detached, contiguous."""
+    """{name: tensor} of the trainable parameters and the persistent buffers, detached, contiguous.
+    A tensor shared under several names (VeRA's projections) is kept once: loading it fills them all."""
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     params = {n for n, _ in model.named_parameters(remove_duplicate=False)}
-    return {n: t.detach().contiguous().cpu() for n, t in model.state_dict().items()
-            if n in trainable or n not in params}
+    state, seen = {}, set()
+    for name, tensor in model.state_dict().items():
+        key = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape))
+        if (name in trainable or name not in params) and key not in seen:
+            seen.add(key)
+            state[name] = tensor.detach().contiguous().cpu()
+    return state
 
 
 def save_trainable(model, path: str | Path) -> Path:

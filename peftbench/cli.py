@@ -23,7 +23,10 @@ commands:
            2 a mistake in the command or config.
   params   count total/trainable parameters of a model x method without weights or training:
            `peftbench params model=roberta-base method=lora method.r=8` (method and head apart)
-  report   print a Markdown table of run files: `peftbench report [DIR ...]` (default: results)
+  report   paper-style tables of run files: `peftbench report [DIR or glob ...]` (default: results);
+           mean ± std over seeds, GLUE-style avg, params, memory, throughput; failed runs listed.
+           `--format md|latex|csv|html`, `--table cost` (vs `full`), `--compare A B`, `--plots DIR`,
+           filters `--tasks/--methods/--models`; `peftbench report --help` lists every option
 
 Run files land in results/runs/<model>_<method>_<task>_s<seed>[_<overrides>]/run.json; README.md
 documents their schema.

@@ -75,6 +75,10 @@ def build_counted(cfg, num_labels: int, weights: bool = True):
     model = method.build(model, knobs, family)
     counts = count_params(model, head, base_total)
     counts["family"] = family
+    if counts["method"] == 0 and cfg.method.name != "head":
+        raise UserError(f"method '{cfg.method.name}' found nothing to train in model '{cfg.model.name}' ({family}) "
+                        f"besides the task head (e.g. bitfit on a model without biases, or target modules that "
+                        "match no layer). Check method.target_modules, or use method=head for a linear probe.")
     return model, knobs, counts
 
 

@@ -13,7 +13,7 @@ from peftbench.runner import run
 def test_unknown_method_names_value_suggestion_and_choices(capsys):
     assert main(["run", "method=loraa"]) == 2
     err = capsys.readouterr().err
-    assert "Unknown method 'loraa'. Did you mean 'lora'? Available: adalora, adapter_houlsby," in err
+    assert "Unknown method 'loraa'. Did you mean 'lora'? Available: adalora, adamss, adapter_houlsby," in err
     assert ", lora, lst," in err
 
 

@@ -1,61 +1,205 @@
+"""`peftbench report` on hand-made run files. The golden files in tests/golden/ are the exact output;
+regenerate them with `UPDATE_GOLDEN=1 python -m pytest tests/test_report.py` and review the diff.
+
+Fixture (hand-computed, scores x 100): three methods on MRPC (acc, F1), MNLI (acc m/mm) and RTE.
+- lora, 2 seeds everywhere: MRPC acc 80/84 -> 82.0 +- 2.8, F1 86/90 -> 88.0 +- 2.8 (task score 85.0);
+  MNLI 80/82 and mm 81/83 (task 81.5); RTE 70/74 -> 72.0 +- 2.8; avg (85 + 81.5 + 72) / 3 = 79.5.
+- full, 2 seeds: MRPC 84/86, 89/91 (task 87.5); MNLI 84/84, 85/85 (84.5); RTE 75/77 (76); avg 82.7.
+- bitfit, 1 seed (marked: fewer than 2), an older run file (no method params), its RTE run failed:
+  no RTE cell, no avg.
+"""
+
+import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from peftbench.cli import main
+from peftbench.plots import pareto_front
 from peftbench.runfile import write_atomic
 
+GOLDEN = Path(__file__).parent / "golden"
+TASKS = {"glue/mrpc": ({"metrics": ["accuracy", "f1"], "eval_splits": None}, "accuracy"),
+         "glue/mnli": ({"metrics": ["accuracy"], "eval_splits": {"validation_matched": "",
+                                                                 "validation_mismatched": "_mm"}}, "accuracy"),
+         "glue/rte": ({"metrics": ["accuracy"], "eval_splits": None}, "accuracy")}
+BASE = 124_645_632
+PARAMS = {"lora": {"trainable": 296_450, "total": BASE + 296_450, "base_total": BASE, "trainable_pct": 0.2378,
+                   "method": 294_912, "method_pct": 0.2366, "head": 1_538},
+          "full": {"trainable": BASE, "total": BASE, "base_total": BASE, "trainable_pct": 100.0,
+                   "method": BASE - 1_538, "method_pct": 99.9988, "head": 1_538},
+          "bitfit": {"trainable": 102_914, "total": BASE, "trainable_pct": 0.0826}}  # older file
+COST = {"lora": (100.0, 10.0), "full": (50.0, 20.0), "bitfit": (120.0, 8.0)}  # samples/s, train s
+MEMORY = {("lora", "glue/mrpc"): 1000.0, ("lora", "glue/mnli"): 1200.0, ("lora", "glue/rte"): 1100.0}
 
-def fake_run(root, name, method, task, seed, score, trainable, status="ok", model="minilm", metric="accuracy"):
+
+def fake_run(root, method, task, seed, metrics, status="ok", model="roberta-base"):
+    task_cfg, main_metric = TASKS[task] if task in TASKS else ({"metrics": list(metrics)}, next(iter(metrics)))
     record = {"status": status, "model": model, "method": method, "task": task, "seed": seed,
-              "main_metric": metric, "main_score": score, "metrics": {metric: score},
-              "params": {"trainable": trainable, "total": 22_713_986, "trainable_pct": 100 * trainable / 22_713_986},
-              "error": None if status == "ok" else {"type": "NonFiniteLoss", "message": "loss is nan at step 3"}}
-    write_atomic(root / name / "run.json", record)
+              "config": {"task": {"name": task, **task_cfg}, "method": {"name": method}},
+              "metrics": metrics, "main_metric": main_metric, "main_score": metrics.get(main_metric),
+              "params": PARAMS.get(method, PARAMS["lora"]),
+              "memory": {"device": "cpu", "peak_rss_mb": MEMORY.get((method, task), 2000.0 if method == "full"
+                                                                    else 900.0), "cuda_max_allocated_mb": None},
+              "throughput": {"train_samples_per_s": COST.get(method, (1, 1))[0]},
+              "timing": {"train_s": COST.get(method, (1, 1))[1]},
+              "error": None if status == "ok" else {"type": "NonFiniteLoss", "message": "loss is nan at step 3\n.."}}
+    write_atomic(Path(root) / f"{model}_{method}_{task.replace('/', '-')}_s{seed}" / "run.json", record)
 
 
 def fixture_runs(root):
-    fake_run(root, "r1", "lora", "glue/rte", 1, 0.70, 74_498)
-    fake_run(root, "r2", "lora", "glue/rte", 2, 0.72, 74_498)
-    fake_run(root, "r3", "lora", "glue/cola", 1, 0.50, 74_498, metric="matthews_correlation")
-    fake_run(root, "r4", "bitfit", "glue/rte", 1, 0.65, 102_914)
-    fake_run(root, "r5", "bitfit", "glue/cola", 1, 0.0, 0, status="failed")
+    for seed, (acc, f1, m, mm, rte) in enumerate([(.80, .86, .80, .81, .70), (.84, .90, .82, .83, .74)], 1):
+        fake_run(root, "lora", "glue/mrpc", seed, {"accuracy": acc, "f1": f1})
+        fake_run(root, "lora", "glue/mnli", seed, {"accuracy": m, "accuracy_mm": mm})
+        fake_run(root, "lora", "glue/rte", seed, {"accuracy": rte})
+    for seed, (acc, f1, rte) in enumerate([(.84, .89, .75), (.86, .91, .77)], 1):
+        fake_run(root, "full", "glue/mrpc", seed, {"accuracy": acc, "f1": f1})
+        fake_run(root, "full", "glue/mnli", seed, {"accuracy": .84, "accuracy_mm": .85})
+        fake_run(root, "full", "glue/rte", seed, {"accuracy": rte})
+    fake_run(root, "bitfit", "glue/mrpc", 1, {"accuracy": .78, "f1": .85})
+    fake_run(root, "bitfit", "glue/mnli", 1, {"accuracy": .79, "accuracy_mm": .80})
+    fake_run(root, "bitfit", "glue/rte", 1, {}, status="failed")
 
 
-EXPECTED = """\
-| method | glue/cola (matthews_correlation) | glue/rte (accuracy) | avg | trainable params |
-|---|---:|---:|---:|---:|
-| bitfit | – | 65.0 | – | 102.9K (0.45%) |
-| lora | 50.0 | 71.0 ± 1.4 (n=2) | 60.5 | 74.5K (0.33%) |
-
-Failed runs (1), not in the table:
-- minilm / bitfit / glue/cola seed 1: NonFiniteLoss: loss is nan at step 3 ({root}/r5/run.json)
-"""
+@pytest.fixture
+def runs_dir(tmp_path, monkeypatch):
+    """The fixture under ./runs, with the working directory at tmp_path: paths in the output are relative."""
+    monkeypatch.chdir(tmp_path)
+    fixture_runs(tmp_path / "runs")
+    return "runs"
 
 
-def test_report_table_seeds_average_and_failed_runs(tmp_path, capsys):
-    fixture_runs(tmp_path)
-    assert main(["report", str(tmp_path)]) == 0
-    assert capsys.readouterr().out == EXPECTED.format(root=tmp_path)
+def report(capsys, *args) -> str:
+    assert main(["report", *args]) == 0
+    return capsys.readouterr().out
 
 
-def test_rows_split_by_model_when_several(tmp_path, capsys):
-    fake_run(tmp_path, "a", "lora", "demo", 1, 0.9, 74_498)
-    fake_run(tmp_path, "b", "lora", "demo", 1, 0.6, 2_114, model="tiny")
-    assert main(["report", str(tmp_path)]) == 0
-    out = capsys.readouterr().out
-    assert "| minilm / lora | 90.0 | 90.0 |" in out and "| tiny / lora | 60.0 | 60.0 | 2.1K (0.01%) |" in out
+def check_golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if os.environ.get("UPDATE_GOLDEN"):
+        path.write_text(text)
+    assert text == path.read_text(), f"{name} differs; UPDATE_GOLDEN=1 rewrites it (then review the diff)"
 
 
-def test_report_errors(tmp_path, capsys):
+@pytest.mark.parametrize("fmt, name", [("md", "scores.md"), ("latex", "scores.tex"), ("csv", "scores.csv"),
+                                       ("html", "scores.html")])
+def test_scores_table_golden(runs_dir, capsys, fmt, name):
+    check_golden(name, report(capsys, runs_dir, "--format", fmt))
+
+
+def test_cost_table_golden(runs_dir, capsys):
+    check_golden("cost.md", report(capsys, runs_dir, "--table", "cost"))
+
+
+def test_hand_computed_values(runs_dir, capsys):
+    assert main(["report", runs_dir, "--format", "csv", "--columns", "glue/mrpc,glue/rte,avg"]) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines() == [
+        "method,glue/mrpc acc,glue/mrpc acc std,glue/mrpc acc n,glue/mrpc F1,glue/mrpc F1 std,glue/mrpc F1 n,"
+        "glue/rte acc,glue/rte acc std,glue/rte acc n,avg",
+        "bitfit,78.0,,1,85.0,,1,,,,",
+        "full,85.0,1.4,2,90.0,1.4,2,76.0,1.4,2,82.7",
+        "lora,82.0,2.8,2,88.0,2.8,2,72.0,2.8,2,79.5"]
+    assert "bitfit / glue/rte seed 1: NonFiniteLoss: loss is nan at step 3" in err  # CSV: failed runs on stderr
+
+
+def test_confidence_interval_and_expected_seeds(runs_dir, capsys):
+    # 95% t interval, 2 runs: t(0.975, 1) = 12.706; RTE lora 70/74: 12.706 * 2.828 / sqrt(2) = 25.4
+    out = report(capsys, runs_dir, "--ci", "--columns", "glue/rte", "--decimals", "2", "--seeds", "3")
+    assert "| lora | 72.00 ± 25.41 (n=2)† |" in out and "† fewer than 3 runs." in out
+
+
+def test_filters_main_metric_and_renamed_columns(runs_dir, capsys):
+    out = report(capsys, runs_dir, "--tasks", "glue/m*", "--methods", "lora,bitfit", "--metrics", "main",
+                 "--columns", "glue/mrpc=MRPC,glue/mnli=MNLI-m,avg")
+    assert out.splitlines()[:4] == ["| method | MRPC | MNLI-m | avg |", "|---|---:|---:|---:|",
+                                    "| bitfit | 78.0 (n=1)† | 79.0 (n=1)† | 80.5 |",
+                                    "| lora | **82.0** ± 2.8 (n=2) | **81.0** ± 1.4 (n=2) | **83.2** |"]
+    assert "Failed" not in out  # the failed RTE run is filtered out with its task
+
+
+def test_compare_two_result_sets(tmp_path, capsys):
+    fake_run(tmp_path / "a", "lora", "glue/rte", 1, {"accuracy": .70})
+    fake_run(tmp_path / "a", "lora", "glue/rte", 2, {"accuracy": .74})
+    fake_run(tmp_path / "a", "bitfit", "glue/rte", 1, {"accuracy": .60})
+    fake_run(tmp_path / "b", "lora", "glue/rte", 1, {"accuracy": .75})
+    fake_run(tmp_path / "b", "lora", "glue/rte", 2, {"accuracy": .77})
+    out = report(capsys, "--compare", str(tmp_path / "a"), str(tmp_path / "b"))
+    assert "| bitfit | – | – |" in out and "| lora | +4.0 | +4.0 |" in out and "B − A in points" in out
+
+
+def test_rows_by_model_and_config_key(tmp_path, capsys):
+    fake_run(tmp_path, "lora", "demo", 1, {"accuracy": .9})
+    fake_run(tmp_path, "lora", "demo", 1, {"accuracy": .6}, model="tiny")
+    out = report(capsys, str(tmp_path), "--columns", "demo,params")
+    assert "| model / method | demo acc | # params |" in out
+    assert "| roberta-base / lora | **90.0** (n=1) | 294.9K |" in out and "| tiny / lora | 60.0 (n=1) |" in out
+    out = report(capsys, str(tmp_path), "--rows", "method,config.method.name", "--columns", "demo")
+    assert "| lora / lora | 75.0 ± 21.2 (n=2) |" in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--format", "docx"], "Unknown format 'docx'. Available: csv, html, latex, md."),
+    (["--columns", "glue/rtx"], "Unknown column 'glue/rtx'. Did you mean 'glue/rte'? Available: avg, glue/mnli, glue/mnli:accuracy,"),
+    (["--tasks", "glue/sst2"], "Unknown task 'glue/sst2'. Did you mean 'glue/rte'? Available: glue/mnli, glue/mrpc, glue/rte."),
+    (["--methods", "loraa"], "Unknown method 'loraa'. Did you mean 'lora'?"),
+    (["--rows", "seed"], "Unknown row key 'seed'. Available: method, model."),
+    (["--table", "costs"], "Unknown table 'costs'. Did you mean 'cost'?"),
+])
+def test_bad_input_names_the_value_and_the_choices(runs_dir, capsys, args, message):
+    assert main(["report", runs_dir, *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_missing_or_empty_input(tmp_path, capsys):
     assert main(["report", str(tmp_path / "missing")]) == 2
+    assert "no such file or folder" in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "nothing-*")]) == 2
     assert "no such file or folder" in capsys.readouterr().err
     assert main(["report", str(tmp_path)]) == 2
     assert "no run files (run.json)" in capsys.readouterr().err
 
 
-def test_report_does_not_import_torch(tmp_path):
-    fixture_runs(tmp_path)
-    code = ("import sys; from peftbench.cli import main; main(['report', sys.argv[1]]); "
-            "print('torch' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60)
-    assert out.stdout.strip().endswith("False"), out.stdout + out.stderr
+def test_globs_pick_run_folders(runs_dir, capsys):
+    out = report(capsys, "runs/*_lora_*", "--columns", "glue/rte")
+    assert out.splitlines()[2] == "| lora | 72.0 ± 2.8 (n=2) |" and "bitfit" not in out
+
+
+def test_pareto_front():
+    points = [(10, 80), (100, 85), (50, 70), (1000, 85), (5, 60), (200, 90)]
+    assert pareto_front(points) == [(5, 60), (10, 80), (100, 85), (200, 90)]
+
+
+def test_plots_png_and_pdf(runs_dir, capsys, tmp_path):
+    pytest.importorskip("matplotlib")
+    report(capsys, runs_dir, "--plots", "plots")
+    names = sorted(p.name for p in (tmp_path / "plots").iterdir())
+    assert names == [f"{n}.{e}" for n in ("memory", "score_vs_memory", "score_vs_params") for e in ("pdf", "png")]
+    assert (tmp_path / "plots" / "score_vs_params.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_imports_neither_torch_nor_matplotlib(runs_dir):
+    code = ("import sys; from peftbench.cli import main; main(['report', sys.argv[1], '--format', 'latex']); "
+            "print('torch' in sys.modules, 'matplotlib' in sys.modules)")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}  # this checkout, not an installed one
+    out = subprocess.run([sys.executable, "-c", code, runs_dir], capture_output=True, text=True, timeout=60, env=env)
+    assert out.stdout.strip().endswith("False False"), out.stdout + out.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed (apt: texlive-latex-base "
+                                                              "texlive-latex-recommended)")
+def test_latex_table_compiles(runs_dir, capsys, tmp_path):
+    (tmp_path / "table.tex").write_text(report(capsys, runs_dir, "--format", "latex"))
+    (tmp_path / "cost.tex").write_text(report(capsys, runs_dir, "--format", "latex", "--table", "cost"))
+    (tmp_path / "doc.tex").write_text("\\documentclass{article}\n\\usepackage{booktabs}\n\\usepackage[utf8]{inputenc}\n"
+                                      "\\usepackage[margin=1cm,landscape]{geometry}\n\\begin{document}\n"
+                                      "\\begin{table}\\centering\\small\\input{table}\\end{table}\n"
+                                      "\\begin{table}\\centering\\small\\input{cost}\\end{table}\n\\end{document}\n")
+    done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert (tmp_path / "doc.pdf").stat().st_size > 1000

@@ -60,6 +60,10 @@ class WithAdapter(nn.Module):
     def forward(self, x, *args, **kwargs):
         return self.adapter(self.inner(x, *args, **kwargs))
 
+    @property
+    def weight(self):  # model code that reads the wrapped layer's weight (T5 checks its dtype) still can
+        return self.inner.weight
+
 
 def is_norm(module: nn.Module) -> bool:
     return isinstance(module, nn.LayerNorm) or "LayerNorm" in type(module).__name__ or "RMSNorm" in type(

@@ -25,13 +25,20 @@ CLASSES = {
     "road": "RoadConfig", "miss": "MissConfig", "waveft": "WaveFTConfig", "delora": "DeloraConfig",
     "prompt_tuning": "PromptTuningConfig", "prefix_tuning": "PrefixTuningConfig",
     "p_tuning": "PromptEncoderConfig",
+    # Newer peft methods, wrapped with peft's defaults (each trains the tiny BERT in the tests).
+    "adamss": "AdamssConfig", "beft": "BeftConfig", "deft": "DeftConfig", "frod": "FrodConfig",
+    "glora": "GloraConfig", "gralora": "GraloraConfig", "hira": "HiraConfig", "lily": "LilyConfig",
+    "osf": "OSFConfig", "peanut": "PeanutConfig", "psoft": "PsoftConfig", "pvera": "PveraConfig",
+    "supertuning": "SupertuningConfig", "tinylora": "TinyLoraConfig", "unilora": "UniLoraConfig",
 }
 # Set by peftbench, not knobs: the task type is sequence classification; the rest is bookkeeping.
 RESERVED = {"task_type", "peft_type", "auto_mapping", "peft_version", "base_model_name_or_path", "revision",
             "inference_mode"}
 # Methods whose weights fold into the base model (peft's merge_and_unload).
 MERGEABLE = {"lora", "dora", "rslora", "pissa", "olora", "adalora", "ia3", "loha", "lokr", "vera", "oft", "boft",
-             "fourierft", "hra", "vblora", "randlora", "c3a", "shira", "road", "miss", "waveft", "delora"}
+             "fourierft", "hra", "vblora", "randlora", "c3a", "shira", "road", "miss", "waveft", "delora",
+             "adamss", "beft", "deft", "frod", "glora", "gralora", "hira", "osf", "peanut", "psoft",
+             "pvera", "supertuning", "tinylora", "unilora"}
 
 
 def _positive(x) -> bool:
@@ -72,33 +79,54 @@ def knob_types(class_name: str) -> dict[str, type]:
             for f in fields if (f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")) in _SIMPLE}
 
 
+# Where peft's per-model-type defaults have no entry: the attention query/value projections (LayerNorms
+# for ln_tuning) of the families peftbench knows. Anything else needs method.target_modules.
+FALLBACK_TARGETS = {
+    "default": {"vit": ["query", "value"], "deberta-v2": ["query_proj", "value_proj"]},
+    "LNTuningConfig": {**{f: ["LayerNorm"] for f in ("bert", "roberta", "xlm-roberta", "electra", "deberta-v2")},
+                       "vit": ["layernorm_before", "layernorm_after"]},
+}
+
+
 def build(model, knobs: dict, family: str, class_name: str):
+    kwargs = {k: v for k, v in knobs.items() if k not in ("name", "default_lr")}
+    try:
+        return _build(model, kwargs, class_name)
+    except (ValueError, TypeError, KeyError, NotImplementedError) as exc:
+        targets = FALLBACK_TARGETS.get(class_name, FALLBACK_TARGETS["default"]).get(family)
+        no_default = "target_modules" in str(exc) and kwargs.get("target_modules") is None
+        if no_default and targets:
+            return _build(model, {**kwargs, "target_modules": targets}, class_name)
+        hint = (f" peft has no default target modules for model type '{model.config.model_type}': set "
+                "method.target_modules=[...] (names of the Linear layers to adapt)." if no_default else "")
+        raise UserError(f"method '{knobs['name']}' ({class_name}) on model family '{family}': {exc}{hint}") from exc
+
+
+def _build(model, kwargs: dict, class_name: str):
     import peft
 
-    kwargs = {k: v for k, v in knobs.items() if k not in ("name", "default_lr")}
-    name = knobs["name"]
-    try:
-        config = config_class(class_name)(task_type=peft.TaskType.SEQ_CLS, **kwargs)
-        model = peft.get_peft_model(model, config)
-    except (ValueError, TypeError, KeyError, NotImplementedError) as exc:
-        raise UserError(f"method '{name}' ({class_name}) on model family '{family}': {exc}") from exc
+    config = config_class(class_name)(task_type=peft.TaskType.SEQ_CLS, **kwargs)
+    model = peft.get_peft_model(model, config)
     if class_name == "AdaLoraConfig":  # AdaLoRA reallocates ranks during training, after each step
         model.peftbench_after_step = model.base_model.update_and_allocate
     if class_name == "PrefixTuningConfig" and not _takes_past_key_values(model):
         # Counting parameters still works; training would fail inside peft at the first step.
         model.peftbench_cannot_train = (
             f"prefix tuning feeds the prefix as past_key_values, which {type(model.base_model).__name__} "
-            "(transformers " + _version("transformers") + ") does not accept. Use a decoder model, or "
-            "method=p_tuning / method=prompt_tuning on this one.")
+            "(transformers " + _version("transformers") + ") does not accept. Use method=p_tuning or "
+            "method=prompt_tuning on this model.")
     return model
 
 
 def _takes_past_key_values(model) -> bool:
+    """peft's own test (PeftModelForSequenceClassification): the model's or its backbone's forward."""
     import inspect
 
     base = model.base_model
-    inner = getattr(base, base.base_model_prefix, base)
-    return any("past_key_values" in inspect.signature(m.forward).parameters for m in (base, inner))
+    if "past_key_values" in inspect.signature(base.forward).parameters:
+        return True
+    inner = base.get_submodule(getattr(model, "transformer_backbone_name", base.base_model_prefix))
+    return "past_key_values" in inspect.signature(inner.forward).parameters
 
 
 def _version(package: str) -> str:

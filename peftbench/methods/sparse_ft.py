@@ -54,7 +54,7 @@ def build(model, knobs: SparseFTConfig, family: str):
     head = head_names(model)
     generator = torch.Generator().manual_seed(knobs.mask_seed)
     for module in backbone(model).modules():
-        if isinstance(module, nn.Linear):
+        if isinstance(module, nn.Linear) or type(module).__name__ == "Conv1D":  # GPT-2's transposed linear
             parametrize.register_parametrization(
                 module, "weight", SparseDelta(module.weight, knobs.density, knobs.mask, generator))
     return train_only(model, lambda n: n.endswith(".delta") or n in head)

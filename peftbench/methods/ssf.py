@@ -45,6 +45,10 @@ class ScaleShift(nn.Module):
     def forward(self, x, *args, **kwargs):
         return self.inner(x, *args, **kwargs) * self.scale + self.shift
 
+    @property
+    def weight(self):  # model code that reads the wrapped layer's weight (T5 checks its dtype) still can
+        return self.inner.weight
+
     @torch.no_grad()
     def merged(self) -> nn.Module:
         """The inner layer with the scale and shift folded in: y = s * (W x + b) + t."""

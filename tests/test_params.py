@@ -1,0 +1,123 @@
+"""`peftbench params`: counts of base-size models built from their config (meta device, no download),
+checked against published figures and counts derived by hand from the architecture.
+
+roberta-base / bert-base: 12 layers, d=768, feed-forward 3072. roberta-large: 24 layers, d=1024, 4096.
+"""
+
+import json
+
+import pytest
+
+from conftest import make_cfg
+from peftbench.cli import main
+from peftbench.params import build_offline
+
+
+def counts(model, method, *knobs, labels=2):
+    return build_offline(make_cfg(f"model={model}", f"method={method}", *knobs), labels)[2]
+
+
+def test_lora_r8_query_value_roberta_base_is_the_papers_0_3m():
+    # 12 layers x 2 matrices (W_q, W_v) x (A: 8x768 + B: 768x8)
+    p = counts("roberta-base", "lora", "method.r=8")
+    assert p["method"] == 12 * 2 * 2 * 8 * 768 == 294_912
+    # RoBERTa's head: dense 768x768 + out_proj 768x2, with biases; trained, reported apart.
+    assert p["head"] == 768 * 768 + 768 + 768 * 2 + 2 == 592_130
+    assert p["base_total"] == 124_647_170  # RobertaForSequenceClassification, 2 labels
+
+
+def test_lora_r8_roberta_large_is_the_papers_0_8m():
+    assert counts("roberta-large", "lora", "method.r=8")["method"] == 24 * 2 * 2 * 8 * 1024 == 786_432
+
+
+def test_bitfit_bert_base_is_about_0_1m_and_0_09_percent():
+    # per layer: q, k, v, attention-out, intermediate (3072), output, two LayerNorms;
+    # plus the embedding LayerNorm and the pooler: biases only.
+    per_layer = 4 * 768 + 3072 + 768 + 2 * 768
+    p = counts("bert-base-uncased", "bitfit")
+    assert p["method"] == 12 * per_layer + 768 + 768 == 102_912
+    assert round(p["method_pct"], 2) == 0.09
+    assert p["head"] == 768 * 2 + 2
+
+
+def test_ia3_roberta_base_peft_default_and_the_paper_placement():
+    # peft's default targets key, value and every `output.dense` (the attention output too), scaling
+    # the feed-forward output's input (3072); the (IA)^3 paper scales k, v and the feed-forward only.
+    assert counts("roberta-base", "ia3")["method"] == 12 * (768 + 768 + 768 + 3072) == 64_512
+    paper = counts("roberta-base", "ia3", r"method.target_modules='.*(key|value|layer\.\d+\.output\.dense)$'",
+                   r"method.feedforward_modules='.*layer\.\d+\.output\.dense$'")
+    assert paper["method"] == 12 * (768 + 768 + 3072) == 55_296
+
+
+def test_vera_r1024_roberta_base_is_the_papers_0_043m():
+    # per adapted matrix: lambda_d (r) + lambda_b (768); the random projections are frozen buffers.
+    assert counts("roberta-base", "vera", "method.r=1024")["method"] == 12 * 2 * (1024 + 768) == 43_008
+
+
+def test_prompt_and_prefix_tuning_sizes():
+    assert counts("roberta-base", "prompt_tuning", "method.num_virtual_tokens=20")["method"] == 20 * 768
+    # a key and a value prefix per layer, no reparametrisation MLP
+    assert counts("roberta-base", "prefix_tuning", "method.num_virtual_tokens=10")["method"] == 12 * 2 * 10 * 768
+
+
+@pytest.mark.parametrize("method,factor,expected,paper", [
+    # per adapter 2*m*d + m + d; Houlsby: two per layer, Pfeiffer: one. `paper`: the LoRA paper's
+    # Table 2 (RoBERTa-large), which rounds: our exact counts are within 6% of its 6.0M and 3.0M.
+    ("adapter_houlsby", 128, 2 * 24 * (2 * 8 * 1024 + 8 + 1024), 0.8e6),  # m=8: 835,968
+    ("adapter_houlsby", 16, 2 * 24 * (2 * 64 * 1024 + 64 + 1024), 6.0e6),  # m=64: 6,343,680
+    ("adapter_pfeiffer", 64, 24 * (2 * 16 * 1024 + 16 + 1024), 0.8e6),  # m=16: 811,392
+    ("adapter_pfeiffer", 16, 24 * (2 * 64 * 1024 + 64 + 1024), 3.0e6),  # m=64: 3,171,840
+])
+def test_bottleneck_adapters_roberta_large(method, factor, expected, paper):
+    p = counts("roberta-large", method, f"method.reduction_factor={factor}", "method.train_layer_norm=false")
+    assert p["method"] == expected
+    assert abs(p["method"] - paper) / paper < 0.06
+
+
+def test_houlsby_trains_layer_norms_when_asked():
+    with_norms = counts("roberta-base", "adapter_houlsby")["method"]
+    without = counts("roberta-base", "adapter_houlsby", "method.train_layer_norm=false")["method"]
+    assert with_norms - without == (2 * 12 + 1) * 2 * 768  # two LayerNorms per layer + the embeddings'
+
+
+def test_compacterpp_roberta_base():
+    # per adapter: down and up PHM layers, B_i = s t^T of rank 1: 2*(d + m) + biases (m + d);
+    # plus the two shared rule tensors of n^3 each. m = 768 / 32 = 24, n = 4.
+    p = counts("roberta-base", "compacterpp", "method.train_layer_norm=false")
+    assert p["method"] == 12 * (2 * (768 + 24) + 24 + 768) + 2 * 4 ** 3 == 28_640
+
+
+def test_ssf_roberta_base():
+    # a scale and a shift per output feature of every linear layer and LayerNorm in the backbone
+    per_layer = 2 * (4 * 768 + 3072 + 768) + 2 * 2 * 768
+    assert counts("roberta-base", "ssf")["method"] == 12 * per_layer + 2 * 768 == 204_288
+
+
+def test_sparse_ft_density_is_per_matrix():
+    p = counts("roberta-base", "sparse_ft", "method.density=0.01")
+    per_layer = 4 * round(0.01 * 768 * 768) + 2 * round(0.01 * 768 * 3072)
+    assert p["method"] == 12 * per_layer
+
+
+def test_params_command_prints_method_and_head_apart(capsys):
+    assert main(["params", "model=roberta-base", "method=lora"]) == 0
+    out = capsys.readouterr().out
+    assert "method, trainable         294,912  0.2366% of base" in out
+    assert "head, trainable           592,130" in out
+    assert main(["params", "model=roberta-base", "method=lora", "--json", "--labels", "3"]) == 0
+    p = json.loads(capsys.readouterr().out)
+    assert (p["method"], p["head"], p["num_labels"]) == (294_912, 768 * 768 + 768 + 768 * 3 + 3, 3)
+
+
+def test_params_command_notes_what_cannot_train(capsys):
+    assert main(["params", "model=tiny", "method=prefix_tuning"]) == 0
+    assert "cannot train: prefix tuning feeds the prefix as past_key_values" in capsys.readouterr().out
+
+
+def test_params_command_bad_input(capsys):
+    assert main(["params", "method=lora", "method.r=0"]) == 2
+    assert "method.r=0: must be >= 1" in capsys.readouterr().err
+    assert main(["params", "--labels", "two"]) == 2
+    assert "--labels 'two'" in capsys.readouterr().err
+    assert main(["params", "model=tiny", "method=loraa"]) == 2
+    assert "Did you mean 'lora'?" in capsys.readouterr().err
