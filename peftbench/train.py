@@ -61,7 +61,10 @@ def make_loader(features: list[dict], tokenizer, batch_size: int, shuffle: bool,
         return tokenizer.pad(batch, return_tensors="pt")
 
     sampler = EpochShuffle(len(features), seed) if shuffle else None
-    return DataLoader(features, batch_size=batch_size, sampler=sampler, collate_fn=collate)
+    # Its own generator: starting an iteration draws a seed from it, not from the global RNG, so the
+    # global RNG (dropout) goes on the same way in a run and in a run resumed mid-epoch.
+    return DataLoader(features, batch_size=batch_size, sampler=sampler, collate_fn=collate,
+                      generator=torch.Generator().manual_seed(seed))
 
 
 @dataclass
@@ -133,13 +136,16 @@ def fit(model, train_loader, eval_loaders: dict, cfg, accelerator, best_metric: 
     model.train()
     start, paused, trained_before = time.perf_counter(), result.eval_seconds, result.train_seconds
     epoch, skip = divmod(result.batches, len(train_loader))
+    if rng is not None:
+        set_rng_state(rng)  # nothing draws from the global RNG between here and the next forward pass
     while result.steps < total:
-        if hasattr(sampler, "set_epoch"):
+        batches = accelerator.skip_first_batches(train_loader, skip) if skip else train_loader
+        # accelerate sets the sampler's epoch from its loader's own count when iteration starts (and a
+        # skipping loader starts that count at 0): tell the loader which epoch this is
+        if hasattr(batches, "set_epoch"):
+            batches.set_epoch(epoch)
+        elif hasattr(sampler, "set_epoch"):
             sampler.set_epoch(epoch)
-        batches = iter(accelerator.skip_first_batches(train_loader, skip) if skip else train_loader)
-        if rng is not None:  # after iter(), which draws from the global RNG, as it did before the checkpoint
-            set_rng_state(rng)
-            rng = None
         for batch in batches:
             with accelerator.accumulate(model):
                 loss = model(**batch).loss
