@@ -55,6 +55,7 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict:
     run_dir = Path(run_dir)
     if launch.needs_processes(cfg):
         return launch.run_processes(cfg, run_dir)
+    _process_state(cfg.hardware)
     record = new_record(cfg, run_dir)
     if _is_main_process():
         _keep_other_config_run_file(run_dir, record["config_hash"])
@@ -110,6 +111,21 @@ def _sigterm_raises():
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
+def _process_state(hw):
+    """accelerate's process state, made first with the device the run asks for: the first one made fixes
+    the backend for the process, and one made without `cpu=True` on a machine without CUDA would make
+    each process of a multi-process CPU run a lone process instead of a gloo group."""
+    from accelerate import PartialState
+
+    return PartialState(cpu=_on_cpu(hw))
+
+
+def _on_cpu(hw) -> bool:
+    import torch
+
+    return hw.device == "cpu" or (hw.device == "auto" and not torch.cuda.is_available())
+
+
 def _is_main_process() -> bool:
     from accelerate import PartialState
 
@@ -130,7 +146,7 @@ def _execute(cfg: DictConfig, record: dict) -> None:
     _, problems = check_config(cfg, METHODS.get(cfg.method.name), METRICS.names())
     raise_problems(problems)
     hw, t, task = cfg.hardware, cfg.train, cfg.task
-    accelerator = Accelerator(cpu=hw.device == "cpu", mixed_precision=hw.mixed_precision,
+    accelerator = Accelerator(cpu=_on_cpu(hw), mixed_precision=hw.mixed_precision,
                               gradient_accumulation_steps=t.grad_accum)
     if hw.device == "cuda" and accelerator.device.type != "cuda":
         raise RuntimeError("hardware.device=cuda but torch sees no CUDA device; use hardware=cpu or hardware=auto.")

@@ -170,6 +170,9 @@ def fit(model, train_loader, eval_loaders: dict, cfg, accelerator, best_metric: 
             step = result.steps
             if step % t.log_every == 0 or step == total:
                 mean_loss = sum(window) / len(window)
+                if accelerator.num_processes > 1:  # the mean over every process's batches
+                    mean_loss = accelerator.reduce(torch.tensor(mean_loss, device=accelerator.device),
+                                                   reduction="mean").item()
                 window = []
                 result.loss_history.append([step, round(mean_loss, 6)])
                 lr = scheduler.get_last_lr()[0]
