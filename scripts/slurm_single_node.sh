@@ -10,6 +10,11 @@ cmd=${1:-start}
 dir=$(realpath -m "${2:-/tmp/peftbench-slurm}")
 host=$(hostname -s)
 if [ "$cmd" = stop ]; then
+  # let finishing jobs end first (a job step whose slurmd goes away lingers)
+  for _ in $(seq 30); do
+    [ -n "$(SLURM_CONF=$dir/slurm.conf squeue -h 2>/dev/null)" ] || break
+    sleep 1
+  done
   for p in slurmd slurmctld munged; do
     [ -f "$dir/$p.pid" ] && kill "$(cat "$dir/$p.pid")" 2>/dev/null || true
   done
