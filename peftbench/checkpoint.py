@@ -49,3 +49,83 @@ def load_trainable(model, path: str | Path):
                         f"{len(missing)} trainable tensor(s) missing (e.g. {missing[:2]}). Build the same "
                         "model and method (same knobs) before loading.")
     return model
+
+
+# Resumable training checkpoints: <run dir>/checkpoints/step-0000200/ holds
+#   trainable.safetensors  the trainable tensors (as above)
+#   state.pt               optimizer, scheduler, step, histories, config hash (main process)
+#   rank-<r>.pt            each process's RNG states and sample/token counts
+# A checkpoint is written into a hidden temp folder and renamed into place when complete, so a kill
+# at any moment leaves the previous checkpoint intact; older checkpoints are then removed.
+CHECKPOINTS = "checkpoints"
+
+
+def save_checkpoint(run_dir, step: int, model, optimizer, scheduler, state: dict, rank_state: dict,
+                    accelerator) -> Path:
+    import shutil
+
+    import torch
+
+    root = Path(run_dir) / CHECKPOINTS
+    final, tmp = root / f"step-{step:07d}", root / f".step-{step:07d}.tmp"
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    accelerator.wait_for_everyone()
+    torch.save({**rank_state, "rng": _rng_state()}, tmp / f"rank-{accelerator.process_index}.pt")
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        save_trainable(accelerator.unwrap_model(model), tmp / "trainable.safetensors")
+        torch.save({**state, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
+                   tmp / "state.pt")
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
+        for old in root.glob("step-*"):
+            if old != final:
+                shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def latest_checkpoint(run_dir) -> Path | None:
+    found = sorted((Path(run_dir) / CHECKPOINTS).glob("step-*"))
+    return found[-1] if found else None
+
+
+def load_checkpoint(path: Path, config_hash, model, optimizer, scheduler, accelerator) -> tuple[dict, dict] | None:
+    """Restore a `save_checkpoint` folder made with the same config into the model, optimizer and
+    scheduler; returns (state, this process's rank state), or None when it belongs to another config."""
+    import torch
+
+    state = torch.load(path / "state.pt", weights_only=False)  # written by peftbench itself
+    if state.get("config_hash") != config_hash:
+        return None
+    load_trainable(accelerator.unwrap_model(model), path / "trainable.safetensors")
+    optimizer.load_state_dict(state.pop("optimizer"))
+    scheduler.load_state_dict(state.pop("scheduler"))
+    rank_file = path / f"rank-{accelerator.process_index}.pt"
+    rank_state = torch.load(rank_file, weights_only=False) if rank_file.is_file() else {}
+    return state, rank_state  # rank_state["rng"]: set it with set_rng_state when training goes on
+
+
+def _rng_state() -> dict:
+    import random
+
+    import numpy as np
+    import torch
+
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def set_rng_state(rng: dict) -> None:
+    import random
+
+    import numpy as np
+    import torch
+
+    random.setstate(rng["python"])
+    np.random.set_state(rng["numpy"])
+    torch.set_rng_state(rng["torch"])
+    if rng["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])

@@ -15,8 +15,12 @@ usage: peftbench <command> [args]
 
 commands:
   run      train and evaluate one model x method x task x hardware combination (Hydra overrides,
-           e.g. `peftbench run method=bitfit task=glue/rte seed=2`; `-m` sweeps a grid;
-           `peftbench run --help` lists the config groups, `--cfg job` prints the composed config)
+           e.g. `peftbench run method=bitfit task=glue/rte seed=2`; `-m` sweeps a grid:
+           `peftbench run -m method=lora,ia3 task=glue seed=1,2,3`; `peftbench run --help` lists the
+           config groups, `--cfg job` prints the composed config). Runs that already have an `ok` run
+           file for the same resolved config are skipped (`--force` re-runs them) and killed runs resume
+           from their last checkpoint. Exit status: 0 all ok or skipped, 1 a sweep had failed jobs,
+           2 a mistake in the command or config.
   params   count total/trainable parameters of a model x method without weights or training:
            `peftbench params model=roberta-base method=lora method.r=8` (method and head apart)
   report   paper-style tables of run files: `peftbench report [DIR or glob ...]` (default: results);
@@ -24,7 +28,8 @@ commands:
            `--format md|latex|csv|html`, `--table cost` (vs `full`), `--compare A B`, `--plots DIR`,
            filters `--tasks/--methods/--models`; `peftbench report --help` lists every option
 
-Run files land in results/runs/<run>/run.json; README.md documents their schema.
+Run files land in results/runs/<model>_<method>_<task>_s<seed>[_<overrides>]/run.json; README.md
+documents their schema.
 """
 COMMANDS = ("run", "params", "report")
 SEARCH_PATH_FLAGS = ("--config-dir", "-cd", "--config-path", "-cp", "--config-name", "-cn")
@@ -56,68 +61,126 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def check_group_choices(overrides: list[str]) -> None:
-    """Fail fast, before Hydra, on `method=loraa`: name the value, suggest, list the options."""
+def check_group_choices(overrides: list[str], multirun: bool = False) -> list[str]:
+    """Fail fast, before Hydra, on `method=loraa`: name the value, suggest, list the options.
+    In a multirun a folder stands for its options: `task=glue` -> `task=glue/cola,...,glue/stsb`."""
     from .config import CONF_DIR, GROUPS, group_options
 
     if any(a.split("=")[0] in SEARCH_PATH_FLAGS or a.startswith("hydra.searchpath") for a in overrides):
-        return  # the user adds config folders: Hydra alone knows every option
+        return overrides  # the user adds config folders: Hydra alone knows every option
+    checked = []
     for arg in overrides:
         key, sep, value = arg.partition("=")
         group = key.lstrip("+~")
         if not sep or group not in GROUPS or not value or "(" in value:
+            checked.append(arg)
             continue  # not a group choice, or a sweep function (glob/range/choice) Hydra expands itself
         options = group_options(group)
+        choices = []
         for choice in (v.strip().strip("'\"") for v in value.split(",")):
-            if choice not in options:
+            inside = [o for o in options if o.startswith(choice + "/")]
+            if multirun and choice not in options and inside:
+                choices += inside
+            elif choice in options:
+                choices.append(choice)
+            else:
                 raise unknown_name(group, choice, options, hint=_hint(group, choice, CONF_DIR))
+        checked.append(f"{key}={','.join(choices)}")
+    return checked
 
 
 def _hint(group: str, choice: str, conf_dir: Path) -> str:
     if (conf_dir / group / choice).is_dir():
         inside = sorted(p.stem for p in (conf_dir / group / choice).glob("*.yaml"))
-        return (f"'{choice}' is a folder: pick one, e.g. {group}={choice}/{inside[0]}, or sweep them with "
-                f"-m {group}=" + ",".join(f"{choice}/{n}" for n in inside) + ".")
+        return (f"'{choice}' is a folder: pick one, e.g. {group}={choice}/{inside[0]}, or sweep them all "
+                f"with -m {group}={choice}.")
     if group == "model":
         return "Any other checkpoint: model=hf model.name_or_path=<hub id or folder>."
     return f"Add your own as conf/{group}/<name>.yaml (or a folder passed with --config-dir)."
 
 
-def run_command(overrides: list[str]) -> int:
+def run_command(args: list[str]) -> int:
     import hydra
 
+    from . import sweep
     from .config import CONF_DIR
 
-    check_group_choices(overrides)
+    multirun = any(a in ("-m", "--multirun") for a in args)
+    overrides = check_group_choices([a for a in args if a != "--force"], multirun)
+    if "--force" in args:
+        overrides.append("force=true")
+    if multirun:  # the sweep's ledger, where every job (local, joblib or SLURM) says how it ended
+        overrides.append(f"++hydra.job.env_set.{sweep.SWEEP_ENV}={sweep.new_sweep_id()}")
 
     @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
     def hydra_entry(cfg) -> None:
         run_job(cfg)
 
     sys.argv = ["peftbench run", *overrides]
+    sweep.LAST_SUMMARY = None
     hydra_entry()
-    return 0
+    failed = sweep.LAST_SUMMARY and any(sweep.LAST_SUMMARY["counts"][s] for s in ("failed", "killed", "running"))
+    return 1 if failed else 0
 
 
 def run_job(cfg) -> None:
-    """One Hydra job: run, print a summary, turn a user mistake into a clear message."""
+    """One Hydra job: skip it if done, else run it; print a summary, turn a user mistake into a clear
+    message. In a multirun an error ends only this job (its run file says why) and the sweep goes on."""
     import warnings
 
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    from . import sweep
     from .runner import run
 
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")  # peft calling transformers 5
     hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    main_task = _export_slurm_tasks()
+    key = sweep.config_hash(cfg)
+    done = None if cfg.force else sweep.find_ok_run(cfg.results_dir, key, first=run_dir / "run.json")
+    if done is not None:
+        print(f"peftbench: skipped  {run_dir.name}: an ok run file with the same config exists: {done} "
+              "(--force re-runs it)")
+        if main_task:
+            sweep.record_outcome(cfg, run_dir, "skipped", run_file=str(done))
+        return
+    if main_task:
+        sweep.record_outcome(cfg, run_dir, "running")
     try:
-        record = run(cfg, Path(hydra_cfg.runtime.output_dir))
-    except UserError as exc:
-        print(f"peftbench: error: {exc}", file=sys.stderr)
-        if hydra_cfg.mode == RunMode.MULTIRUN:
-            return  # the failed run file is written; the sweep goes on
-        sys.exit(2)
+        record = run(cfg, run_dir)
+    except BaseException as exc:
+        status = "failed" if isinstance(exc, Exception) else "killed"
+        if main_task:
+            sweep.record_outcome(cfg, run_dir, status, error_type=type(exc).__name__, message=str(exc))
+        if isinstance(exc, UserError):
+            print(f"peftbench: error: {exc}", file=sys.stderr)
+            if multirun:
+                return  # the failed run file is written; the sweep goes on
+            sys.exit(2)
+        if multirun and isinstance(exc, Exception):  # OOM, NaN loss, bad data: this job only
+            print(f"peftbench: failed  {run_dir.name}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return
+        raise  # Ctrl-C, SIGTERM, a SLURM requeue: stop here
+    if main_task:
+        sweep.record_outcome(cfg, run_dir, "ok", main_metric=record["main_metric"],
+                             main_score=record["main_score"])
     print(summary(record))
+
+
+def _export_slurm_tasks() -> bool:
+    """In a SLURM job with several tasks (hydra.launcher.tasks_per_node/nodes), each task is one DDP
+    process: export RANK/WORLD_SIZE/MASTER_ADDR for torch. Returns whether this is the main task."""
+    import os
+
+    if int(os.environ.get("SLURM_NTASKS", "1")) <= 1 or "SUBMITIT_EXECUTOR" not in os.environ:
+        return int(os.environ.get("RANK", "0")) == 0
+    from submitit.helpers import TorchDistributedEnvironment
+
+    env = TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+    return env.rank == 0
 
 
 def summary(record: dict) -> str:

@@ -60,6 +60,7 @@ class HardwareConfig:
     name: str = MISSING
     device: str = "auto"  # auto | cpu | cuda
     mixed_precision: str = "no"  # no | fp16 | bf16
+    num_processes: int = 1  # > 1: peftbench starts this many processes on this node (DDP through accelerate)
 
 
 @dataclass
@@ -77,6 +78,8 @@ class TrainConfig:
     log_every: int = 10
     metric_for_best: Optional[str] = None
     save_trainable: bool = True  # write the trained tensors (only those) to <run dir>/trainable.safetensors
+    checkpoint_every: int = 200  # save a resumable checkpoint every N optimizer steps (0: never)
+    keep_checkpoint: bool = False  # keep <run dir>/checkpoints/ after the run ends ok
 
 
 @dataclass
@@ -100,6 +103,7 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     seed: int = 42
     results_dir: str = "results"
+    force: bool = False  # run even if an `ok` run file with the same resolved config exists (--force)
 
 
 def slug(text: str) -> str:
@@ -107,11 +111,24 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.=-]+", "-", str(text)).strip("-")
 
 
+def name_tag(override_dirname: str, limit: int = 120) -> str:
+    """The run-dir suffix for overrides beyond model/method/task/seed: '' or '_method.r=16,train.lr=0.001'."""
+    if not override_dirname:
+        return ""
+    tag = "_" + override_dirname.replace("/", "-").replace(" ", "")
+    if len(tag) > limit:  # file names stop at 255 bytes: keep the start, make the rest a short hash
+        import hashlib
+        tag = tag[:limit - 9] + "-" + hashlib.sha1(tag.encode()).hexdigest()[:8]
+    return tag
+
+
 def register() -> None:
     """Register the schema and resolvers; idempotent. Call before Hydra composes."""
     ConfigStore.instance().store(name="run_schema", node=RunConfig)
     if not OmegaConf.has_resolver("slug"):
         OmegaConf.register_new_resolver("slug", slug)
+    if not OmegaConf.has_resolver("name_tag"):
+        OmegaConf.register_new_resolver("name_tag", name_tag)
 
 
 register()
@@ -135,9 +152,9 @@ def check_config(cfg: DictConfig, method, metric_names: list[str]) -> tuple[Any,
     Returns (method knobs, problems)."""
     problems: list[str] = []
     for key in ("train.lr", "train.batch_size", "train.eval_batch_size", "train.grad_accum",
-                "train.log_every", "model.max_length"):
+                "train.log_every", "model.max_length", "hardware.num_processes"):
         _positive(problems, cfg, key)
-    for key in ("train.weight_decay", "train.max_grad_norm", "train.eval_every"):
+    for key in ("train.weight_decay", "train.max_grad_norm", "train.eval_every", "train.checkpoint_every"):
         _positive(problems, cfg, key, allow_zero=True)
     t = cfg.train
     if t.max_steps <= 0 and t.epochs <= 0:

@@ -1,13 +1,20 @@
 """`run(cfg, run_dir)`: one model x method x task x hardware run, start to run file.
 
-A plain function (no Hydra inside), so tests and scripts call it with a composed config. Whatever
-happens after the run starts, a run file is written: `ok` with the results, or `failed` with the
-error, and the exception is re-raised.
+A plain function (no Hydra inside), so tests and scripts call it with a composed config. A run file
+is written when the run starts (`running`) and when it ends: `ok` with the results, `failed` with the
+error (re-raised), or `killed` (SIGTERM, Ctrl-C, a SLURM requeue). A run that dies without a word
+(SIGKILL, the OOM killer) stays `running`. Running it again in the same run dir resumes from the last
+checkpoint. With `hardware.num_processes` > 1 it starts that many processes (peftbench/launch.py).
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
+import shutil
+import signal
+import threading
 import time
 import traceback
 from datetime import datetime, timezone
@@ -15,10 +22,12 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from . import runfile
+from . import launch, runfile
+from .checkpoint import CHECKPOINTS
 from .config import check_config, eval_splits, raise_problems
 from .errors import UserError
 from .params import build_counted, summarize_names
+from .sweep import config_hash
 
 log = logging.getLogger("peftbench")
 
@@ -32,20 +41,32 @@ def new_record(cfg: DictConfig, run_dir: Path) -> dict:
     record = dict.fromkeys(runfile.SCHEMA_KEYS)
     record.update(schema_version=runfile.SCHEMA_VERSION, status="running", run_dir=str(run_dir),
                   model=cfg.model.name, method=cfg.method.name, task=cfg.task.name, seed=cfg.seed,
-                  config=OmegaConf.to_container(cfg, resolve=True), versions=runfile.versions(),
+                  config=OmegaConf.to_container(cfg, resolve=True), config_hash=config_hash(cfg),
+                  versions=runfile.versions(),
                   git=runfile.git_state(), host=runfile.host(), started_at=_now(), timing={})
     return record
 
 
+class Stopped(BaseException):
+    """SIGTERM arrived (`kill`, a scheduler stopping the job): end the run, saying so in the run file."""
+
+
 def run(cfg: DictConfig, run_dir: str | Path) -> dict:
     run_dir = Path(run_dir)
+    if launch.needs_processes(cfg):
+        return launch.run_processes(cfg, run_dir)
+    _process_state(cfg.hardware)
     record = new_record(cfg, run_dir)
+    if _is_main_process():
+        _keep_other_config_run_file(run_dir, record["config_hash"])
+        runfile.write_atomic(run_dir / runfile.FILE_NAME, record)
     started = time.perf_counter()
     try:
-        _execute(cfg, record)
+        with _sigterm_raises():
+            _execute(cfg, record)
         record["status"] = "ok"
     except BaseException as exc:  # Ctrl-C and SIGTERM too: the run file says how the run ended
-        record["status"] = "failed"
+        record["status"] = "failed" if isinstance(exc, Exception) else "killed"
         record["error"] = {"type": type(exc).__name__, "message": str(exc), "traceback": traceback.format_exc()}
         raise
     finally:
@@ -53,8 +74,56 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict:
         record["timing"]["total_s"] = round(time.perf_counter() - started, 3)
         if _is_main_process():
             path = runfile.write_atomic(run_dir / runfile.FILE_NAME, record)
-            log.info("run file: %s", path)
+            log.info("run file: %s (%s)", path, record["status"])
+            if record["status"] == "ok" and not cfg.train.keep_checkpoint:
+                shutil.rmtree(run_dir / CHECKPOINTS, ignore_errors=True)
     return record
+
+
+def _keep_other_config_run_file(run_dir: Path, key: str) -> None:
+    """A run dir reused by another config (a group file changed): keep its old run file as run.<hash>.json."""
+    path = run_dir / runfile.FILE_NAME
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    if old.get("status") == "ok" and old.get("config_hash") not in (key, None):
+        path.rename(run_dir / f"run.{old['config_hash']}.json")
+        log.warning("%s held an ok run of another config: kept as run.%s.json", path, old["config_hash"])
+
+
+@contextlib.contextmanager
+def _sigterm_raises():
+    """Turn SIGTERM into `Stopped` while the run goes on, unless someone else handles it (submitit does)."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def stop(signum, frame):
+        raise Stopped(f"stopped by {signal.Signals(signum).name}; run the same command again to resume "
+                      "from the last checkpoint")
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _process_state(hw):
+    """accelerate's process state, made first with the device the run asks for: the first one made fixes
+    the backend for the process, and one made without `cpu=True` on a machine without CUDA would make
+    each process of a multi-process CPU run a lone process instead of a gloo group."""
+    from accelerate import PartialState
+
+    return PartialState(cpu=_on_cpu(hw))
+
+
+def _on_cpu(hw) -> bool:
+    import torch
+
+    return hw.device == "cpu" or (hw.device == "auto" and not torch.cuda.is_available())
 
 
 def _is_main_process() -> bool:
@@ -77,7 +146,7 @@ def _execute(cfg: DictConfig, record: dict) -> None:
     _, problems = check_config(cfg, METHODS.get(cfg.method.name), METRICS.names())
     raise_problems(problems)
     hw, t, task = cfg.hardware, cfg.train, cfg.task
-    accelerator = Accelerator(cpu=hw.device == "cpu", mixed_precision=hw.mixed_precision,
+    accelerator = Accelerator(cpu=_on_cpu(hw), mixed_precision=hw.mixed_precision,
                               gradient_accumulation_steps=t.grad_accum)
     if hw.device == "cuda" and accelerator.device.type != "cuda":
         raise RuntimeError("hardware.device=cuda but torch sees no CUDA device; use hardware=cpu or hardware=auto.")
@@ -110,8 +179,9 @@ def _execute(cfg: DictConfig, record: dict) -> None:
     best_metric = t.metric_for_best or main_key
 
     with PeakMemory(accelerator.device) as memory:
-        result = fit(model, train_loader, eval_loaders, cfg, accelerator, best_metric)
-    record.update(
+        result = fit(model, train_loader, eval_loaders, cfg, accelerator, best_metric,
+                     run_dir=record["run_dir"], config_hash=record["config_hash"])
+    record.update(resumed_from=result.resumed_from,
         metrics=result.metrics, main_metric=main_key, main_score=result.metrics[main_key],
         best=result.best, eval_history=result.eval_history, loss_history=result.loss_history,
         memory={**memory.result(), "measured": "peak during training (evaluation included)",

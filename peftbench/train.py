@@ -1,5 +1,7 @@
 """The training loop, top to bottom: tokenise, batch, train with AdamW + linear warmup/decay on
-`accelerate`, evaluate at the end (and every `train.eval_every` steps), and count what was trained on.
+`accelerate`, evaluate at the end (and every `train.eval_every` steps), checkpoint every
+`train.checkpoint_every` steps (and resume from the run dir's last checkpoint), and count what was
+trained on.
 
 Throughput counts only the training steps: evaluation time is excluded, and tokens are the
 non-padding tokens (attention_mask == 1) of the training batches, summed over processes.
@@ -18,6 +20,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from . import metrics
+from .checkpoint import set_rng_state
 from .errors import UserError
 
 log = logging.getLogger("peftbench")
@@ -35,13 +38,33 @@ def encode(df, tokenizer, text_fields, max_length: int) -> list[dict]:
     return [{**{k: v[i] for k, v in enc.items()}, "labels": labels[i]} for i in range(len(df))]
 
 
+class EpochShuffle(torch.utils.data.Sampler):
+    """A new order each epoch that depends only on (seed, epoch): a resumed run sees the same batches,
+    and every process of a multi-process run the same order (accelerate then gives each its share)."""
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        return iter(torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + self.epoch)).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
 def make_loader(features: list[dict], tokenizer, batch_size: int, shuffle: bool, seed: int) -> DataLoader:
     """Batches padded to their longest example (dynamic padding)."""
     def collate(batch):
         return tokenizer.pad(batch, return_tensors="pt")
 
-    generator = torch.Generator().manual_seed(seed) if shuffle else None
-    return DataLoader(features, batch_size=batch_size, shuffle=shuffle, collate_fn=collate, generator=generator)
+    sampler = EpochShuffle(len(features), seed) if shuffle else None
+    # Its own generator: starting an iteration draws a seed from it, not from the global RNG, so the
+    # global RNG (dropout) goes on the same way in a run and in a run resumed mid-epoch.
+    return DataLoader(features, batch_size=batch_size, sampler=sampler, collate_fn=collate,
+                      generator=torch.Generator().manual_seed(seed))
 
 
 @dataclass
@@ -51,10 +74,12 @@ class FitResult:
     eval_history: list = field(default_factory=list)  # [{"step": s, **metrics}]
     loss_history: list = field(default_factory=list)  # [[step, mean loss since the last record]]
     steps: int = 0
+    batches: int = 0  # batches this process has trained on (steps x grad_accum, epoch ends aside)
     samples: int = 0
     tokens: int = 0
     train_seconds: float = 0.0
     eval_seconds: float = 0.0
+    resumed_from: dict | None = None  # {"step", "checkpoint"} when the run went on from a checkpoint
 
 
 @torch.no_grad()
@@ -72,12 +97,16 @@ def evaluate(model, eval_loaders: dict, task, accelerator) -> dict:
             pred, labels = accelerator.gather_for_metrics((pred, labels))
             preds.append(pred.cpu())
             refs.append(labels.cpu())
+        if sum(len(r) for r in refs) != len(loader.dataset):  # the gather must be exact
+            raise RuntimeError(f"evaluation gathered {sum(len(r) for r in refs)} predictions for "
+                               f"{len(loader.dataset)} examples")
         out.update(metrics.compute(task.metrics, torch.cat(preds).numpy(), torch.cat(refs).numpy(), suffix))
     model.train()
     return out
 
 
-def fit(model, train_loader, eval_loaders: dict, cfg, accelerator, best_metric: str) -> FitResult:
+def fit(model, train_loader, eval_loaders: dict, cfg, accelerator, best_metric: str, run_dir=None,
+        config_hash: str | None = None) -> FitResult:
     t = cfg.train
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
@@ -86,6 +115,7 @@ def fit(model, train_loader, eval_loaders: dict, cfg, accelerator, best_metric: 
         {"params": [p for p in params if p.ndim >= 2], "weight_decay": t.weight_decay},
         {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},  # biases, norms
     ], lr=t.lr)
+    sampler = train_loader.sampler
     model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
     eval_loaders = {s: (accelerator.prepare(loader), suffix) for s, (loader, suffix) in eval_loaders.items()}
     steps_per_epoch = max(1, math.ceil(len(train_loader) / t.grad_accum))
@@ -96,16 +126,27 @@ def fit(model, train_loader, eval_loaders: dict, cfg, accelerator, best_metric: 
     scheduler = get_linear_schedule_with_warmup(optimizer, int(t.warmup_ratio * total), total)
 
     result = FitResult(metrics={}, best=None)
+    window, samples, tokens, rng = _resume(run_dir, config_hash, model, optimizer, scheduler, accelerator, result)
     show_bar = accelerator.is_main_process and sys.stderr.isatty()
-    bar = tqdm(total=total, desc="train", unit="step", dynamic_ncols=True, disable=not show_bar)
+    bar = tqdm(total=total, initial=result.steps, desc="train", unit="step", dynamic_ncols=True,
+               disable=not show_bar)
     log.info("training %d steps (%d per epoch, batch %d x %d accumulation x %d processes)", total,
              steps_per_epoch, t.batch_size, t.grad_accum, accelerator.num_processes)
     after_step = getattr(accelerator.unwrap_model(model), "peftbench_after_step", None)  # AdaLoRA's allocator
-    window, samples, tokens = [], 0, 0
     model.train()
-    start = time.perf_counter()
+    start, paused, trained_before = time.perf_counter(), result.eval_seconds, result.train_seconds
+    epoch, skip = divmod(result.batches, len(train_loader))
+    if rng is not None:
+        set_rng_state(rng)  # nothing draws from the global RNG between here and the next forward pass
     while result.steps < total:
-        for batch in train_loader:
+        batches = accelerator.skip_first_batches(train_loader, skip) if skip else train_loader
+        # accelerate sets the sampler's epoch from its loader's own count when iteration starts (and a
+        # skipping loader starts that count at 0): tell the loader which epoch this is
+        if hasattr(batches, "set_epoch"):
+            batches.set_epoch(epoch)
+        elif hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)
+        for batch in batches:
             with accelerator.accumulate(model):
                 loss = model(**batch).loss
                 if not torch.isfinite(loss):
@@ -118,33 +159,77 @@ def fit(model, train_loader, eval_loaders: dict, cfg, accelerator, best_metric: 
                 if after_step is not None and accelerator.sync_gradients:
                     after_step(result.steps)
                 optimizer.zero_grad()
+            result.batches += 1
             samples += batch["labels"].shape[0]
             tokens += int(batch["attention_mask"].sum())
-            window.append(loss.detach())
+            window.append(loss.detach().float().item())
             if not accelerator.sync_gradients:
                 continue
             scheduler.step()
             result.steps += 1
             step = result.steps
             if step % t.log_every == 0 or step == total:
-                mean_loss = torch.stack(window).float().mean().item()
+                mean_loss = sum(window) / len(window)
+                if accelerator.num_processes > 1:  # the mean over every process's batches
+                    mean_loss = accelerator.reduce(torch.tensor(mean_loss, device=accelerator.device),
+                                                   reduction="mean").item()
                 window = []
                 result.loss_history.append([step, round(mean_loss, 6)])
                 lr = scheduler.get_last_lr()[0]
                 bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.1e}", refresh=False)
                 if not show_bar and accelerator.is_main_process:
-                    rate = samples / max(time.perf_counter() - start - result.eval_seconds, 1e-9)
+                    rate = samples / max(time.perf_counter() - start - (result.eval_seconds - paused), 1e-9)
                     log.info("step %d/%d  loss %.4f  lr %.2e  %.1f samples/s", step, total, mean_loss, lr, rate)
             bar.update(1)
             if step == total or (t.eval_every and step % t.eval_every == 0):
                 _eval_and_track(model, eval_loaders, cfg, accelerator, result, best_metric)
+            if run_dir is not None and t.checkpoint_every and step % t.checkpoint_every == 0 and step < total:
+                began = time.perf_counter()
+                result.train_seconds = trained_before + began - start - (result.eval_seconds - paused)
+                _checkpoint(run_dir, config_hash, model, optimizer, scheduler, accelerator, result,
+                            {"window": window, "samples": samples, "tokens": tokens})
+                paused += time.perf_counter() - began  # checkpoint time is not training time
             if step >= total:
                 break
+        epoch, skip = epoch + 1, 0
     bar.close()
-    result.train_seconds = time.perf_counter() - start - result.eval_seconds
+    result.train_seconds = trained_before + time.perf_counter() - start - (result.eval_seconds - paused)
     counts = accelerator.reduce(torch.tensor([samples, tokens], device=accelerator.device), reduction="sum")
     result.samples, result.tokens = (int(x) for x in counts.tolist())
     return result
+
+
+RESUMED_FIELDS = ("steps", "batches", "metrics", "best", "eval_history", "loss_history", "train_seconds",
+                  "eval_seconds")
+
+
+def _checkpoint(run_dir, config_hash, model, optimizer, scheduler, accelerator, result, rank_state) -> None:
+    from .checkpoint import save_checkpoint
+
+    state = {"config_hash": config_hash, **{k: getattr(result, k) for k in RESUMED_FIELDS}}
+    path = save_checkpoint(run_dir, result.steps, model, optimizer, scheduler, state, rank_state, accelerator)
+    log.info("checkpoint at step %d: %s", result.steps, path)
+
+
+def _resume(run_dir, config_hash, model, optimizer, scheduler, accelerator, result) -> tuple:
+    """Go on from the run dir's last checkpoint if it was made with the same config.
+    Returns this process's (loss window, samples, tokens, RNG states) at the checkpoint."""
+    from .checkpoint import latest_checkpoint, load_checkpoint
+
+    path = latest_checkpoint(run_dir) if run_dir is not None else None
+    if path is None:
+        return [], 0, 0, None
+    loaded = load_checkpoint(path, config_hash, model, optimizer, scheduler, accelerator)
+    if loaded is None:
+        log.warning("%s was made with another config: starting this run over (it will be replaced)", path)
+        return [], 0, 0, None
+    state, rank_state = loaded
+    for key in RESUMED_FIELDS:
+        setattr(result, key, state[key])
+    result.resumed_from = {"step": result.steps, "checkpoint": str(path)}
+    log.info("resuming from %s (step %d)", path, result.steps)
+    return (list(rank_state.get("window", [])), rank_state.get("samples", 0), rank_state.get("tokens", 0),
+            rank_state.get("rng"))
 
 
 def _eval_and_track(model, eval_loaders, cfg, accelerator, result: FitResult, best_metric: str) -> None:

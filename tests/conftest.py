@@ -27,3 +27,13 @@ def tiny_run(tmp_path_factory):
 
     run_dir = tmp_path_factory.mktemp("tiny_run")
     return run(make_cfg(*TINY), run_dir), run_dir
+
+
+def pytest_collection_modifyitems(config, items):
+    """`cluster` tests start daemons: they run only when the -m expression names them (pytest -m cluster)."""
+    if "cluster" in (config.getoption("markexpr") or ""):
+        return
+    skip = pytest.mark.skip(reason="starts a SLURM cluster: run with pytest -m cluster")
+    for item in items:
+        if "cluster" in item.keywords:
+            item.add_marker(skip)

@@ -17,7 +17,7 @@ def test_run_then_report(tmp_path):
                          text=True, timeout=300, env=env)
     assert out.returncode == 0, out.stderr
     run_files = list(tmp_path.rglob("run.json"))
-    assert len(run_files) == 1 and "_tiny_bitfit_demo_s42" in run_files[0].parent.name
+    assert len(run_files) == 1 and run_files[0].parent.name.startswith("tiny_bitfit_demo_s42_")
     assert f"run file:   {run_files[0]}" in out.stdout
     assert (run_files[0].parent / ".hydra" / "config.yaml").is_file()
     record = json.loads(run_files[0].read_text())

@@ -21,7 +21,7 @@ def test_unknown_method_names_value_suggestion_and_choices(capsys):
     ("task=glue/sst", "Unknown task 'glue/sst'. Did you mean 'glue/sst2'?"),
     ("task=glue", "'glue' is a folder: pick one, e.g. task=glue/cola"),
     ("model=bert-base", "model=hf model.name_or_path="),
-    ("hardware=tpu", "Available: auto, cpu, gpu."),
+    ("hardware=tpu", "Available: auto, cpu, gpu, multi_cpu, multi_gpu."),
     ("method=lora,bitfitt", "Unknown method 'bitfitt'"),
 ])
 def test_unknown_group_options(capsys, arg, text):

@@ -1,0 +1,64 @@
+"""Multi-process runs on one node: `hardware.num_processes=N` starts N processes with torch elastic
+(what `torchrun --standalone --nproc_per_node N` does) and each runs `runner.run`; accelerate sees
+RANK/WORLD_SIZE and wraps the model in DDP (NCCL on GPUs, gloo on CPUs). Only the main process writes
+the run file; evaluation gathers predictions from every process exactly once (`gather_for_metrics`),
+and throughput sums the samples and tokens of all processes.
+
+Processes started by someone else (torchrun, `accelerate launch`, the tasks of a SLURM job) already
+have LOCAL_RANK set: then each just runs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import uuid
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from . import runfile
+from .errors import UserError
+
+log = logging.getLogger("peftbench")
+
+
+def needs_processes(cfg: DictConfig) -> bool:
+    return cfg.hardware.num_processes > 1 and "LOCAL_RANK" not in os.environ
+
+
+def run_processes(cfg: DictConfig, run_dir: Path) -> dict:
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    n = cfg.hardware.num_processes
+    config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=n, run_id=f"peftbench-{uuid.uuid4().hex[:8]}",
+                          rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0,
+                          monitor_interval=0.2, start_method="spawn")
+    log.info("starting %d processes for %s", n, run_dir)
+    try:
+        elastic_launch(config, _process)(OmegaConf.to_container(cfg, resolve=True), str(run_dir))
+    except ChildFailedError as exc:
+        record = _read(run_dir)
+        error = (record or {}).get("error") or {}
+        if error.get("type") == "UserError":
+            raise UserError(error["message"]) from None
+        raise RuntimeError(f"{error.get('type', 'process failed')}: {error.get('message', exc)}") from None
+    return _read(run_dir)
+
+
+def _process(config: dict, run_dir: str) -> None:
+    """One of the N processes (a fresh interpreter)."""
+    from .runner import run
+
+    if os.environ.get("RANK") == "0":
+        logging.basicConfig(level=logging.INFO, format="[%(asctime)s %(levelname)s] %(message)s", datefmt="%H:%M:%S")
+    run(OmegaConf.create(config), run_dir)
+
+
+def _read(run_dir: Path) -> dict | None:
+    try:
+        return json.loads((Path(run_dir) / runfile.FILE_NAME).read_text())
+    except (OSError, ValueError):
+        return None
