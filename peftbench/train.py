@@ -113,6 +113,7 @@ def fit(model, train_loader, eval_loaders: dict, cfg, accelerator, best_metric: 
         {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},  # biases, norms
     ], lr=t.lr)
     sampler = train_loader.sampler
+    _cache_accelerate_lookups()
     model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
     eval_loaders = {s: (accelerator.prepare(loader), suffix) for s, (loader, suffix) in eval_loaders.items()}
     steps_per_epoch = max(1, math.ceil(len(train_loader) / t.grad_accum))
@@ -208,6 +209,21 @@ def fit(model, train_loader, eval_loaders: dict, cfg, accelerator, best_metric: 
     result.measured = {"warmup_steps": timer.warmup_steps, "steps": timer.measured_steps,
                        "seconds": timer.seconds, **dict(zip(("samples", "tokens", "padded_tokens"), window_counts))}
     return result
+
+
+def _cache_accelerate_lookups() -> None:
+    """accelerate (1.15) asks `is_lomo_available()` in every optimizer.step/zero_grad and backward: an
+    importlib search of sys.path each time, ~0.1 ms a call (scripts/bench.py found it as most of the
+    harness's per-step overhead on small models). Installed packages do not change during a run."""
+    import functools
+
+    import accelerate.accelerator
+    import accelerate.optimizer
+
+    for module in (accelerate.optimizer, accelerate.accelerator):
+        lookup = getattr(module, "is_lomo_available", None)
+        if lookup is not None and not hasattr(lookup, "cache_info"):
+            module.is_lomo_available = functools.lru_cache(maxsize=None)(lookup)
 
 
 RESUMED_FIELDS = ("steps", "batches", "metrics", "best", "eval_history", "loss_history", "train_seconds",
