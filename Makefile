@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 
-.PHONY: help install demo test report clean
+.PHONY: help install demo test bench report clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -31,6 +31,9 @@ PYTEST_ARGS ?= -m "not slow"
 test: $(STAMP)  ## install, then run the offline test suite (PYTEST_ARGS= to include slow tests)
 	@rc=0; $(BIN)/python -m pytest -q $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest: no tests collected (exit 5) for PYTEST_ARGS=$(PYTEST_ARGS)"; rc=0; fi; exit $$rc
+
+bench: $(STAMP)  ## benchmark the harness: overhead, peft parity, memory, scaling, startup (~8 min, CPU)
+	$(BIN)/python scripts/bench.py $(BENCH_ARGS)
 
 report: $(STAMP)  ## print the Markdown table of everything under results/
 	$(BIN)/peftbench report results

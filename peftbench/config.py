@@ -80,6 +80,7 @@ class TrainConfig:
     save_trainable: bool = True  # write the trained tensors (only those) to <run dir>/trainable.safetensors
     checkpoint_every: int = 200  # save a resumable checkpoint every N optimizer steps (0: never)
     keep_checkpoint: bool = False  # keep <run dir>/checkpoints/ after the run ends ok
+    throughput_warmup_steps: int = 5  # optimizer steps left out of the throughput window (at most half the run)
 
 
 @dataclass
@@ -104,6 +105,7 @@ class RunConfig:
     seed: int = 42
     results_dir: str = "results"
     force: bool = False  # run even if an `ok` run file with the same resolved config exists (--force)
+    cache_dir: Optional[str] = None  # tokenised splits (<cache_dir>/tokenized/); null: in-process cache only
 
 
 def slug(text: str) -> str:
@@ -154,7 +156,8 @@ def check_config(cfg: DictConfig, method, metric_names: list[str]) -> tuple[Any,
     for key in ("train.lr", "train.batch_size", "train.eval_batch_size", "train.grad_accum",
                 "train.log_every", "model.max_length", "hardware.num_processes"):
         _positive(problems, cfg, key)
-    for key in ("train.weight_decay", "train.max_grad_norm", "train.eval_every", "train.checkpoint_every"):
+    for key in ("train.weight_decay", "train.max_grad_norm", "train.eval_every", "train.checkpoint_every",
+                "train.throughput_warmup_steps"):
         _positive(problems, cfg, key, allow_zero=True)
     t = cfg.train
     if t.max_steps <= 0 and t.epochs <= 0:

@@ -1,19 +1,92 @@
-"""Peak memory during training: CUDA allocator peaks on GPU, sampled process RSS everywhere."""
+"""How a run measures itself: training throughput after a warm-up with evaluation taken out
+(`StepTimer`), and peak memory during training (`PeakMemory`: CUDA allocator peaks on GPU, sampled
+process RSS everywhere). README.md, "Measurement", documents the protocol."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import time
 
 import psutil
 
 MB = 1024 * 1024
 
 
-class PeakMemory:
-    """Context manager: `with PeakMemory(device) as mem: ...; mem.result()`.
+class StepTimer:
+    """Throughput over the optimizer steps after the first `warmup_steps`, with pauses taken out.
 
-    RSS is sampled every `interval` seconds by a daemon thread (plus once at each end), so a peak
-    shorter than the interval can be missed; on CUDA the allocator's own peak counters are exact.
+    `start()` before the first step; per batch `add_batch(samples, tokens, padded_tokens)`; per
+    optimizer step `step()`; `with timer.paused():` around evaluation and checkpoints; `stop()` at the
+    end. The window opens when warm-up step `warmup_steps` ends (at `start()` when it is 0); the
+    batches of the warm-up steps are not counted. `sync` is called at every clock read (CUDA kernels
+    run asynchronously: without it a reading would miss queued work); `clock` is injectable for tests.
+    """
+
+    def __init__(self, warmup_steps: int, sync=None, clock=time.perf_counter):
+        self.warmup_steps = warmup_steps
+        self._sync = sync or (lambda: None)
+        self._clock = clock
+        self.steps = 0  # optimizer steps seen, warm-up included
+        self.measured_steps = self.samples = self.tokens = self.padded_tokens = 0
+        self.seconds = 0.0  # inside the window, pauses excluded
+        self._pending = [0, 0, 0]  # the current step's samples, tokens, padded tokens
+        self._since: float | None = None  # clock when the window (re)opened; None: closed
+
+    def _read(self) -> float:
+        self._sync()
+        return self._clock()
+
+    def start(self) -> None:
+        if self.warmup_steps == 0:
+            self._since = self._read()
+
+    def add_batch(self, samples: int, tokens: int, padded_tokens: int) -> None:
+        p = self._pending
+        p[0], p[1], p[2] = p[0] + samples, p[1] + tokens, p[2] + padded_tokens
+
+    def step(self) -> None:
+        self.steps += 1
+        if self.steps > self.warmup_steps:
+            self.measured_steps += 1
+            self.samples += self._pending[0]
+            self.tokens += self._pending[1]
+            self.padded_tokens += self._pending[2]
+        elif self.steps == self.warmup_steps:
+            self._since = self._read()
+        self._pending = [0, 0, 0]
+
+    @contextlib.contextmanager
+    def paused(self):
+        running = self._since is not None
+        if running:
+            self.seconds += self._read() - self._since
+            self._since = None
+        try:
+            yield
+        finally:
+            if running:
+                self._since = self._read()
+
+    def stop(self) -> None:
+        if self._since is not None:
+            self.seconds += self._read() - self._since
+            self._since = None
+
+
+def effective_warmup(requested: int, total_steps: int) -> int:
+    """Warm-up steps actually left out: at most half the run, so short runs still measure something."""
+    return max(0, min(requested, total_steps // 2))
+
+
+class PeakMemory:
+    """Context manager: `with PeakMemory(device) as mem: ...; mem.result()`; `with mem.paused():` leaves
+    a stretch (evaluation) out of the peaks.
+
+    RSS is sampled every `interval` seconds by a daemon thread (plus once at each end and at each pause),
+    so a peak shorter than the interval can be missed; on CUDA the allocator's own peak counters are
+    exact: they are read before a pause and reset after it. RSS is what the process holds, so memory
+    the allocator kept after a pause still counts in later samples.
     """
 
     def __init__(self, device, interval: float = 0.02):
@@ -21,20 +94,36 @@ class PeakMemory:
         self.interval = interval
         self._proc = psutil.Process()
         self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._paused = False
         self.rss_before = self.peak_rss = 0
         self.cuda: dict = {}
 
+    @property
+    def _cuda(self) -> bool:
+        return self.device.type == "cuda"
+
     def _sample(self) -> None:
-        self.peak_rss = max(self.peak_rss, self._proc.memory_info().rss)
+        with self._lock:
+            if not self._paused:
+                self.peak_rss = max(self.peak_rss, self._proc.memory_info().rss)
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
             self._sample()
 
-    def __enter__(self):
+    def _fold_cuda(self) -> None:
         import torch
 
-        if self.device.type == "cuda":
+        torch.cuda.synchronize(self.device)
+        for key, now in (("cuda_max_allocated_mb", torch.cuda.max_memory_allocated(self.device) / MB),
+                         ("cuda_max_reserved_mb", torch.cuda.max_memory_reserved(self.device) / MB)):
+            self.cuda[key] = max(self.cuda.get(key, 0.0), now)
+
+    def __enter__(self):
+        if self._cuda:
+            import torch
+
             torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
         self.rss_before = self.peak_rss = self._proc.memory_info().rss
@@ -42,16 +131,30 @@ class PeakMemory:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc):
-        import torch
+    @contextlib.contextmanager
+    def paused(self):
+        self._sample()
+        with self._lock:
+            self._paused = True
+        if self._cuda:
+            self._fold_cuda()
+        try:
+            yield
+        finally:
+            if self._cuda:
+                import torch
 
+                torch.cuda.synchronize(self.device)
+                torch.cuda.reset_peak_memory_stats(self.device)
+            with self._lock:
+                self._paused = False
+
+    def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
         self._sample()
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-            self.cuda = {"cuda_max_allocated_mb": torch.cuda.max_memory_allocated(self.device) / MB,
-                         "cuda_max_reserved_mb": torch.cuda.max_memory_reserved(self.device) / MB}
+        if self._cuda:
+            self._fold_cuda()
         return False
 
     def result(self) -> dict:

@@ -132,6 +132,24 @@ def _is_main_process() -> bool:
     return PartialState().is_main_process
 
 
+def throughput(result) -> dict:
+    """The run file's `throughput`: the window after warm-up (README.md, "Measurement") and evaluation."""
+    m = result.measured
+    seconds = m["seconds"]
+
+    def rate(n):
+        return round(n / seconds, 3) if seconds else None
+
+    return {"train_samples_per_s": rate(m["samples"]), "train_tokens_per_s": rate(m["tokens"]),
+            "train_s_per_step": round(seconds / m["steps"], 6) if m["steps"] else None,
+            "train_samples": result.samples, "train_tokens": result.tokens, "steps": result.steps,
+            "window": {k: round(v, 3) if isinstance(v, float) else v for k, v in m.items()},
+            "eval_samples_per_s": round(result.eval_examples / result.eval_seconds, 3) if result.eval_seconds else None,
+            "eval_s_per_eval": round(result.eval_seconds / result.eval_runs, 3) if result.eval_runs else None,
+            "measured": "optimizer steps after the warm-up, evaluation and checkpoints excluded; "
+                        "tokens exclude padding"}
+
+
 def _execute(cfg: DictConfig, record: dict) -> None:
     from accelerate import Accelerator
     from accelerate.utils import set_seed
@@ -141,7 +159,8 @@ def _execute(cfg: DictConfig, record: dict) -> None:
     from .metrics import METRICS
     from .models import load_tokenizer
     from .tasks import load_task
-    from .train import encode, fit, make_loader
+    from .tasks.tokenized import tokenize
+    from .train import fit, make_loader
 
     _, problems = check_config(cfg, METHODS.get(cfg.method.name), METRICS.names())
     raise_problems(problems)
@@ -168,29 +187,32 @@ def _execute(cfg: DictConfig, record: dict) -> None:
              p["trainable_pct"], f"{p['method']:,}", f"{p['head']:,}",
              "\n  ".join(summarize_names(p["trainable_names"])))
 
-    def features(df):
-        return encode(df, tokenizer, task.text_fields, cfg.model.max_length)
+    began, cache = time.perf_counter(), {}
 
-    train_loader = make_loader(features(data.train), tokenizer, t.batch_size, shuffle=True, seed=cfg.seed)
+    def features(split, df):  # tokenised once per task x tokenizer x max_length (tasks/tokenized.py)
+        out, cache[split] = tokenize(df, tokenizer, task.text_fields, cfg.model.max_length, cfg.cache_dir)
+        return out
+
+    train_loader = make_loader(features(task.train_split, data.train), tokenizer, t.batch_size, shuffle=True,
+                               seed=cfg.seed)
     suffixes = eval_splits(task)
-    eval_loaders = {s: (make_loader(features(df), tokenizer, t.eval_batch_size, False, cfg.seed), suffixes[s])
+    eval_loaders = {s: (make_loader(features(s, df), tokenizer, t.eval_batch_size, False, cfg.seed), suffixes[s])
                     for s, df in data.evals.items()}
+    record["data"]["tokenized"] = {"seconds": round(time.perf_counter() - began, 3), "cache": cache}
     main_key = task.main_metric + next(iter(suffixes.values()))  # the first eval split's main metric
     best_metric = t.metric_for_best or main_key
 
     with PeakMemory(accelerator.device) as memory:
         result = fit(model, train_loader, eval_loaders, cfg, accelerator, best_metric,
-                     run_dir=record["run_dir"], config_hash=record["config_hash"])
+                     run_dir=record["run_dir"], config_hash=record["config_hash"], memory=memory)
+    setup = {"device": str(accelerator.device), "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
+             "mixed_precision": hw.mixed_precision, "batch_size": t.batch_size, "grad_accum": t.grad_accum,
+             "max_length": cfg.model.max_length, "num_processes": accelerator.num_processes}
     record.update(resumed_from=result.resumed_from,
         metrics=result.metrics, main_metric=main_key, main_score=result.metrics[main_key],
         best=result.best, eval_history=result.eval_history, loss_history=result.loss_history,
-        memory={**memory.result(), "measured": "peak during training (evaluation included)",
-                "mixed_precision": hw.mixed_precision, "batch_size": t.batch_size,
-                "max_length": cfg.model.max_length, "num_processes": accelerator.num_processes},
-        throughput={"train_samples_per_s": round(result.samples / result.train_seconds, 3),
-                    "train_tokens_per_s": round(result.tokens / result.train_seconds, 3),
-                    "train_samples": result.samples, "train_tokens": result.tokens, "steps": result.steps,
-                    "measured": "training steps only, evaluation excluded; tokens exclude padding"},
+        memory={**memory.result(), **setup, "measured": "peak during training, evaluation and checkpoints excluded"},
+        throughput={**throughput(result), **setup},
     )
     record["timing"].update(train_s=round(result.train_seconds, 3), eval_s=round(result.eval_seconds, 3))
     if t.save_trainable and _is_main_process():

@@ -22,7 +22,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from . import runfile
 
-VOLATILE = ("results_dir", "force", "train.checkpoint_every", "train.keep_checkpoint", "train.save_trainable")
+VOLATILE = ("results_dir", "force", "train.checkpoint_every", "train.keep_checkpoint", "train.save_trainable",
+            "cache_dir", "train.throughput_warmup_steps")
 SWEEP_ENV = "PEFTBENCH_SWEEP_ID"
 OUTCOMES = ("ok", "skipped", "failed", "killed", "running")
 LAST_SUMMARY: dict | None = None  # set in the launching process when a multirun ends

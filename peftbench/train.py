@@ -1,14 +1,17 @@
-"""The training loop, top to bottom: tokenise, batch, train with AdamW + linear warmup/decay on
+"""The training loop, top to bottom: batch, train with AdamW + linear warmup/decay on
 `accelerate`, evaluate at the end (and every `train.eval_every` steps), checkpoint every
 `train.checkpoint_every` steps (and resume from the run dir's last checkpoint), and count what was
 trained on.
 
-Throughput counts only the training steps: evaluation time is excluded, and tokens are the
-non-padding tokens (attention_mask == 1) of the training batches, summed over processes.
+Throughput (`measure.StepTimer`) counts only the optimizer steps after `train.throughput_warmup_steps`
+warm-up steps; evaluation and checkpoints are paused out of its clock (and out of the memory peaks),
+and tokens are the non-padding tokens (attention_mask == 1), summed over processes. README.md,
+"Measurement", has the whole protocol.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import sys
@@ -22,20 +25,13 @@ from tqdm.auto import tqdm
 from . import metrics
 from .checkpoint import set_rng_state
 from .errors import UserError
+from .measure import StepTimer, effective_warmup
 
 log = logging.getLogger("peftbench")
 
 
 class NonFiniteLoss(RuntimeError):
     """The loss became NaN or inf: the run stops instead of training through it."""
-
-
-def encode(df, tokenizer, text_fields, max_length: int) -> list[dict]:
-    """Tokenise a frame (one or two text fields + `label`) into per-example features, unpadded."""
-    texts = [df[f].tolist() for f in text_fields]
-    enc = tokenizer(*texts, truncation=True, max_length=max_length)
-    labels = df["label"].tolist()
-    return [{**{k: v[i] for k, v in enc.items()}, "labels": labels[i]} for i in range(len(df))]
 
 
 class EpochShuffle(torch.utils.data.Sampler):
@@ -55,7 +51,7 @@ class EpochShuffle(torch.utils.data.Sampler):
         return self.n
 
 
-def make_loader(features: list[dict], tokenizer, batch_size: int, shuffle: bool, seed: int) -> DataLoader:
+def make_loader(features, tokenizer, batch_size: int, shuffle: bool, seed: int) -> DataLoader:
     """Batches padded to their longest example (dynamic padding)."""
     def collate(batch):
         return tokenizer.pad(batch, return_tensors="pt")
@@ -80,6 +76,9 @@ class FitResult:
     train_seconds: float = 0.0
     eval_seconds: float = 0.0
     resumed_from: dict | None = None  # {"step", "checkpoint"} when the run went on from a checkpoint
+    measured: dict = field(default_factory=dict)  # the throughput window: steps, samples, tokens, seconds
+    eval_runs: int = 0  # evaluations in this process, and the examples they scored
+    eval_examples: int = 0
 
 
 @torch.no_grad()
@@ -106,7 +105,8 @@ def evaluate(model, eval_loaders: dict, task, accelerator) -> dict:
 
 
 def fit(model, train_loader, eval_loaders: dict, cfg, accelerator, best_metric: str, run_dir=None,
-        config_hash: str | None = None) -> FitResult:
+        config_hash: str | None = None, memory=None) -> FitResult:
+    """Train; `memory` (a measure.PeakMemory) is paused, like the throughput clock, during evaluation."""
     t = cfg.train
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
@@ -116,6 +116,7 @@ def fit(model, train_loader, eval_loaders: dict, cfg, accelerator, best_metric: 
         {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},  # biases, norms
     ], lr=t.lr)
     sampler = train_loader.sampler
+    _cache_accelerate_lookups()
     model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
     eval_loaders = {s: (accelerator.prepare(loader), suffix) for s, (loader, suffix) in eval_loaders.items()}
     steps_per_epoch = max(1, math.ceil(len(train_loader) / t.grad_accum))
@@ -134,6 +135,18 @@ def fit(model, train_loader, eval_loaders: dict, cfg, accelerator, best_metric: 
              steps_per_epoch, t.batch_size, t.grad_accum, accelerator.num_processes)
     after_step = getattr(accelerator.unwrap_model(model), "peftbench_after_step", None)  # AdaLoRA's allocator
     model.train()
+    cuda = accelerator.device.type == "cuda"
+    timer = StepTimer(effective_warmup(t.throughput_warmup_steps, total - result.steps),
+                      sync=(lambda: torch.cuda.synchronize(accelerator.device)) if cuda else None)
+
+    def pause():  # evaluation and checkpoints: out of the throughput window and the memory peaks
+        stack = contextlib.ExitStack()
+        stack.enter_context(timer.paused())
+        if memory is not None:
+            stack.enter_context(memory.paused())
+        return stack
+
+    timer.start()
     start, paused, trained_before = time.perf_counter(), result.eval_seconds, result.train_seconds
     epoch, skip = divmod(result.batches, len(train_loader))
     if rng is not None:
@@ -160,13 +173,15 @@ def fit(model, train_loader, eval_loaders: dict, cfg, accelerator, best_metric: 
                     after_step(result.steps)
                 optimizer.zero_grad()
             result.batches += 1
-            samples += batch["labels"].shape[0]
-            tokens += int(batch["attention_mask"].sum())
+            n, real = batch["labels"].shape[0], int(batch["attention_mask"].sum())
+            samples, tokens = samples + n, tokens + real
+            timer.add_batch(n, real, batch["attention_mask"].numel())
             window.append(loss.detach().float().item())
             if not accelerator.sync_gradients:
                 continue
             scheduler.step()
             result.steps += 1
+            timer.step()
             step = result.steps
             if step % t.log_every == 0 or step == total:
                 mean_loss = sum(window) / len(window)
@@ -182,21 +197,42 @@ def fit(model, train_loader, eval_loaders: dict, cfg, accelerator, best_metric: 
                     log.info("step %d/%d  loss %.4f  lr %.2e  %.1f samples/s", step, total, mean_loss, lr, rate)
             bar.update(1)
             if step == total or (t.eval_every and step % t.eval_every == 0):
-                _eval_and_track(model, eval_loaders, cfg, accelerator, result, best_metric)
+                with pause():
+                    _eval_and_track(model, eval_loaders, cfg, accelerator, result, best_metric)
             if run_dir is not None and t.checkpoint_every and step % t.checkpoint_every == 0 and step < total:
                 began = time.perf_counter()
                 result.train_seconds = trained_before + began - start - (result.eval_seconds - paused)
-                _checkpoint(run_dir, config_hash, model, optimizer, scheduler, accelerator, result,
-                            {"window": window, "samples": samples, "tokens": tokens})
+                with pause():
+                    _checkpoint(run_dir, config_hash, model, optimizer, scheduler, accelerator, result,
+                                {"window": window, "samples": samples, "tokens": tokens})
                 paused += time.perf_counter() - began  # checkpoint time is not training time
             if step >= total:
                 break
         epoch, skip = epoch + 1, 0
     bar.close()
+    timer.stop()
     result.train_seconds = trained_before + time.perf_counter() - start - (result.eval_seconds - paused)
-    counts = accelerator.reduce(torch.tensor([samples, tokens], device=accelerator.device), reduction="sum")
-    result.samples, result.tokens = (int(x) for x in counts.tolist())
+    counts = accelerator.reduce(torch.tensor([samples, tokens, timer.samples, timer.tokens, timer.padded_tokens],
+                                             device=accelerator.device), reduction="sum")
+    result.samples, result.tokens, *window_counts = (int(x) for x in counts.tolist())
+    result.measured = {"warmup_steps": timer.warmup_steps, "steps": timer.measured_steps,
+                       "seconds": timer.seconds, **dict(zip(("samples", "tokens", "padded_tokens"), window_counts))}
     return result
+
+
+def _cache_accelerate_lookups() -> None:
+    """accelerate (1.15) asks `is_lomo_available()` in every optimizer.step/zero_grad and backward: an
+    importlib search of sys.path each time, ~0.1 ms a call (scripts/bench.py found it as most of the
+    harness's per-step overhead on small models). Installed packages do not change during a run."""
+    import functools
+
+    import accelerate.accelerator
+    import accelerate.optimizer
+
+    for module in (accelerate.optimizer, accelerate.accelerator):
+        lookup = getattr(module, "is_lomo_available", None)
+        if lookup is not None and not hasattr(lookup, "cache_info"):
+            module.is_lomo_available = functools.lru_cache(maxsize=None)(lookup)
 
 
 RESUMED_FIELDS = ("steps", "batches", "metrics", "best", "eval_history", "loss_history", "train_seconds",
@@ -236,6 +272,8 @@ def _eval_and_track(model, eval_loaders, cfg, accelerator, result: FitResult, be
     started = time.perf_counter()
     scores = evaluate(model, eval_loaders, cfg.task, accelerator)
     result.eval_seconds += time.perf_counter() - started
+    result.eval_runs += 1
+    result.eval_examples += sum(len(loader.dataset) for loader, _ in eval_loaders.values())
     result.metrics = scores
     result.eval_history.append({"step": result.steps, **scores})
     log.info("eval at step %d: %s", result.steps, "  ".join(f"{k} {v:.4f}" for k, v in scores.items()))

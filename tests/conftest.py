@@ -1,9 +1,11 @@
 """Shared test helpers: compose configs exactly as `peftbench run` does, offline, on tiny models."""
 
 import os
+import tempfile
 
 for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
     os.environ.setdefault(var, "1")  # tests never reach a hub
+os.environ.setdefault("PEFTBENCH_CACHE_DIR", tempfile.mkdtemp(prefix="peftbench-test-cache-"))  # not ./results
 
 import pytest  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402

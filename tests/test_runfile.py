@@ -25,6 +25,17 @@ def test_tiny_run_file_has_the_documented_schema(tiny_run):
     assert tp["steps"] == 8 and tp["train_samples"] == 8 * 32
     assert tp["train_tokens"] < tp["train_samples"] * 64  # padding excluded, max_length 64
     assert tp["train_samples_per_s"] > 0 and tp["train_tokens_per_s"] > tp["train_samples_per_s"]
+    window = tp["window"]  # 8 steps: 4 warm-up steps (at most half the run) left out
+    assert (window["warmup_steps"], window["steps"], window["samples"]) == (4, 4, 4 * 32)
+    assert 0 < window["tokens"] < window["padded_tokens"]  # padding counted apart, not as tokens
+    assert tp["train_samples_per_s"] == pytest.approx(window["samples"] / window["seconds"], rel=0.01)
+    assert tp["eval_samples_per_s"] > 0 and tp["eval_s_per_eval"] > 0
+    for figure in (tp, on_disk["memory"]):  # each figure says how it was measured
+        assert {k: figure[k] for k in ("device", "dtype", "mixed_precision", "batch_size", "max_length")} == \
+            {"device": "cpu", "dtype": "float32", "mixed_precision": "no", "batch_size": 32, "max_length": 64}
+        assert figure["measured"]
+    assert on_disk["artifacts"]["trainable_weights_bytes"] > 4 * p["trainable"]
+    assert on_disk["data"]["tokenized"]["cache"].keys() == {"train", "validation"}
     assert on_disk["timing"]["train_s"] > 0 and on_disk["timing"]["total_s"] >= on_disk["timing"]["train_s"]
     assert on_disk["versions"]["torch"] and on_disk["versions"]["peft"]
     assert set(on_disk["git"]) == {"commit", "dirty"}

@@ -1,0 +1,418 @@
+"""A benchmark of peftbench's own measurements (not a test): prints one table per question.
+
+    python scripts/bench.py            # or `make bench`: MiniLM on this machine's CPU, ~5-8 minutes
+    python scripts/bench.py --quick    # the tiny model, a minute: a smoke test (tests/test_bench.py)
+    python scripts/bench.py --only overhead,startup
+
+1. overhead  a hand-written PyTorch loop vs `peftbench.runner.run` on the same model x method x data x
+             batch x steps, alternating in one process; seconds per step after the same warm-up.
+2. parity    LoRA, IA3, prefix tuning applied with `peft` + the plain loop vs through peftbench:
+             trainable count, per-step loss under one seed, throughput ratio.
+3. memory    peak RSS while training full / lora / ia3 / lst, each in a fresh process (see below).
+4. scaling   time and memory per step as batch size and sequence length double; leaks across steps
+             (a run 4x as long) and across runs (three runs in one process).
+5. startup   `peftbench --help` and `peftbench report` on 10,000 fixture run files, in seconds.
+
+Memory on CPU is the process's peak RSS, which never goes down within a process: methods measured
+one after another in one process would inherit each other's peaks, and tracemalloc sees only
+Python's own heap, not torch's tensors. So each memory figure comes from a fresh process
+(`--worker`) that runs one config and prints its run file's memory block.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+for _var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+    os.environ.setdefault(_var, "1")
+os.environ.setdefault("PYTHONPATH", str(ROOT))
+WARNINGS: list[str] = []
+
+
+def compose(*overrides):
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from peftbench.config import CONF_DIR
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return hydra_compose("config", overrides=list(overrides))
+
+
+def base_overrides(args, steps: int) -> list[str]:
+    return [f"model={args.model}", "hardware=cpu", f"train.max_steps={steps}", "train.log_every=1",
+            f"train.batch_size={args.batch}", "train.checkpoint_every=0", "train.save_trainable=false",
+            f"train.throughput_warmup_steps={args.warmup}", "task.generator_args.n_train=2000",
+            "task.generator_args.n_eval=64", "cache_dir=null", f"results_dir={args.tmp}"]
+
+
+def table(title: str, header: list[str], rows: list[list]) -> None:
+    cells = [[str(c) for c in row] for row in [header, *rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    print(f"\n## {title}\n")
+    for n, row in enumerate(cells):
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |")
+        if n == 0:
+            print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    sys.stdout.flush()
+
+
+def warn(message: str) -> None:
+    WARNINGS.append(message)
+    print(f"WARNING: {message}")
+
+
+# --- the plain loop and peftbench's runner -------------------------------------------------------
+
+def loader_for(cfg):
+    """The task's training batches exactly as the runner makes them (same order under the seed)."""
+    from peftbench.models import load_tokenizer
+    from peftbench.tasks import load_task
+    from peftbench.tasks.tokenized import tokenize
+    from peftbench.train import make_loader
+
+    data = load_task(cfg.task, seed=cfg.seed)
+    tok = load_tokenizer(cfg.model)
+    split, _ = tokenize(data.train, tok, cfg.task.text_fields, cfg.model.max_length, None)
+    return make_loader(split, tok, cfg.train.batch_size, shuffle=True, seed=cfg.seed), data.num_labels
+
+
+def epochs(loader):
+    """Batches epoch after epoch, each epoch shuffled under (seed, epoch) as the runner does."""
+    epoch = 0
+    while True:
+        loader.sampler.set_epoch(epoch)
+        yield from loader
+        epoch += 1
+
+
+def plain_loop(model, loader, cfg, steps: int, warmup: int) -> tuple[float, list[float]]:
+    """What one writes by hand: AdamW (decay on matrices), linear warmup/decay, clipping, loss.item().
+    Returns (seconds per step after `warmup` steps, per-step losses)."""
+    import torch
+    from transformers import get_linear_schedule_with_warmup
+
+    t = cfg.train
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW([{"params": [p for p in params if p.ndim >= 2], "weight_decay": t.weight_decay},
+                             {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}], lr=t.lr)
+    sched = get_linear_schedule_with_warmup(opt, int(t.warmup_ratio * steps), steps)
+    model.train()
+    losses, batches, began = [], epochs(loader), None
+    for step in range(steps):
+        if step == warmup:
+            began = time.perf_counter()
+        batch = next(batches)
+        loss = model(**batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, t.max_grad_norm)
+        opt.step()
+        sched.step()
+        opt.zero_grad()
+        losses.append(loss.item())
+    return (time.perf_counter() - began) / (steps - warmup), losses
+
+
+def peftbench_run(overrides: list[str], run_dir: Path) -> dict:
+    from peftbench.runner import run
+
+    return run(compose(*overrides), run_dir)
+
+
+def worker(overrides: list[str]) -> dict:
+    """Run one config in a fresh process; its run file's memory and throughput come back as JSON."""
+    out = subprocess.run([sys.executable, __file__, "--worker", json.dumps(overrides)], capture_output=True,
+                         text=True, cwd=ROOT)
+    if out.returncode != 0:
+        raise RuntimeError(f"worker {overrides} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# --- 1. overhead ----------------------------------------------------------------------------------
+
+def overhead(args) -> None:
+    from peftbench.params import build_counted
+
+    steps, rounds = args.steps, args.rounds
+    overrides = base_overrides(args, steps) + ["method=lora"]
+    cfg = compose(*overrides)
+    loader, num_labels = loader_for(cfg)
+    plain, bench = [], []
+    for r in range(rounds):  # ABBA: each side goes first every other round
+        for side in (("plain", "peftbench") if r % 2 == 0 else ("peftbench", "plain")):
+            if side == "plain":
+                model = build_counted(cfg, num_labels)[0]
+                plain.append(plain_loop(model, loader, cfg, steps, args.warmup)[0])
+            else:
+                record = peftbench_run(overrides, Path(args.tmp) / f"overhead{r}")
+                bench.append(record["throughput"]["train_s_per_step"])
+            gc.collect()
+    ratios = [b / p for b, p in zip(bench, plain)]  # paired: the two sides of one round ran back to back
+    ratio = statistics.median(ratios)
+    noise = [plain[i + 1] / plain[i] for i in range(len(plain) - 1)]  # plain vs plain: the machine's own noise
+    rows = [[r + 1, f"{p * 1000:.1f}", f"{b * 1000:.1f}", f"{q:.3f}"] for r, (p, b, q) in
+            enumerate(zip(plain, bench, ratios))]
+    rows.append(["median", f"{statistics.median(plain) * 1000:.1f}", f"{statistics.median(bench) * 1000:.1f}",
+                 f"{ratio:.3f}"])
+    table(f"1. Harness overhead: {args.model} + lora, batch {args.batch}, {steps} steps ({args.warmup} warm-up), "
+          "ms per step", ["round", "plain loop", "peftbench", "peftbench / plain"], rows)
+    print(f"\npaired ratios {min(ratios):.3f}..{max(ratios):.3f}; plain loop vs itself between rounds "
+          f"{min(noise):.3f}..{max(noise):.3f} (the machine's noise)")
+    if ratio > 1.03:
+        warn(f"peftbench is {100 * (ratio - 1):.1f}% slower per step than the plain loop (median of paired ratios; "
+             "target: within 3%)")
+
+
+# --- 2. parity with peft --------------------------------------------------------------------------
+
+PEFT_CONFIGS = {  # the same knobs as conf/method/<name>.yaml, written out as a peft user would
+    "lora": ("LoraConfig", {"r": 8, "lora_alpha": 16, "lora_dropout": 0.1}),
+    "ia3": ("IA3Config", {}),
+    "prefix_tuning": ("PrefixTuningConfig", {"num_virtual_tokens": 20}),
+}
+
+
+def direct_peft(cfg, method: str, loader, num_labels: int, steps: int, warmup: int):
+    import peft
+    from accelerate.utils import set_seed
+    from transformers import AutoModelForSequenceClassification
+
+    from peftbench.models import resolve_path
+
+    set_seed(cfg.seed)
+    model = AutoModelForSequenceClassification.from_pretrained(resolve_path(cfg.model.name_or_path),
+                                                               num_labels=num_labels) \
+        if cfg.model.name_or_path else _random_init(cfg, num_labels)
+    class_name, kwargs = PEFT_CONFIGS[method]
+    model = peft.get_peft_model(model, getattr(peft, class_name)(task_type=peft.TaskType.SEQ_CLS, **kwargs))
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    try:
+        seconds, losses = plain_loop(model, loader, cfg, steps, warmup)
+    except Exception as exc:  # noqa: BLE001 - reported in the table
+        return trainable, None, f"{type(exc).__name__}: {str(exc).splitlines()[0][:80]}"
+    return trainable, (seconds, losses), None
+
+
+def _random_init(cfg, num_labels):
+    from transformers import AutoModelForSequenceClassification
+
+    from peftbench.models import model_config
+
+    return AutoModelForSequenceClassification.from_config(model_config(cfg.model, num_labels=num_labels))
+
+
+def parity(args) -> None:
+    from peftbench.errors import UserError
+
+    steps, rows = args.steps, []
+    for method in PEFT_CONFIGS:
+        overrides = base_overrides(args, steps) + [f"method={method}", "train.warmup_ratio=0.06"]
+        cfg = compose(*overrides)
+        loader, num_labels = loader_for(cfg)
+        trainable, direct, direct_error = direct_peft(cfg, method, loader, num_labels, steps, args.warmup)
+        try:
+            record = peftbench_run(overrides, Path(args.tmp) / f"parity_{method}")
+            if direct is not None:  # ABBA: peftbench again, then peft again, for the throughput ratio
+                second = peftbench_run(overrides, Path(args.tmp) / f"parity_{method}_2")
+                again = direct_peft(cfg, method, loader, num_labels, steps, args.warmup)[1]
+        except UserError as exc:
+            rows.append([method, f"{trainable:,}", "refused", "-", "-",
+                         f"peftbench refuses: {str(exc).split(': ', 1)[-1].split('. ')[0]}; "
+                         f"peft alone: {direct_error or 'trains'}"])
+            continue
+        ours = [loss for _, loss in record["loss_history"]]
+        same = "yes" if record["params"]["trainable"] == trainable else f"no ({record['params']['trainable']:,})"
+        if direct is None:
+            rows.append([method, f"{trainable:,}", same, "-", "-", f"peft direct fails: {direct_error}"])
+            continue
+        diff = max(abs(a - b) for a, b in zip(ours, direct[1], strict=True))
+        speed = statistics.mean([direct[0] / record["throughput"]["train_s_per_step"],
+                                 again[0] / second["throughput"]["train_s_per_step"]])
+        rows.append([method, f"{trainable:,}", same, f"{diff:.2e}", f"{speed:.3f}", ""])
+        if speed < 0.97:
+            warn(f"{method}: peftbench throughput is {speed:.3f} of peft + a plain loop (target >= 0.97)")
+        if diff > 1e-4:
+            warn(f"{method}: the loss curves differ by up to {diff:.2e}")
+    table(f"2. Parity with peft + a plain loop ({args.model}, {steps} steps, seed 42; throughput: mean of 2 "
+          "alternating pairs, peft time / peftbench time per step)",
+          ["method", "trainable (peft)", "same count", "max |loss diff|", "throughput ratio", "note"], rows)
+
+
+# --- 3. memory ordering ---------------------------------------------------------------------------
+
+def memory(args) -> None:
+    rows, deltas = [], {}
+    for method in ("full", "lora", "ia3", "lst"):
+        m = worker(base_overrides(args, args.mem_steps) + [f"method={method}"])["memory"]
+        deltas[method] = m["peak_rss_mb"] - m["rss_before_train_mb"]
+        rows.append([method, f"{m['rss_before_train_mb']:.0f}", f"{m['peak_rss_mb']:.0f}", f"{deltas[method]:.0f}"])
+    for row, method in zip(rows, deltas):
+        row.append(f"{deltas[method] / deltas['full']:.2f}" if deltas["full"] > 0 else "-")
+    table(f"3. Memory while training, fresh process per method ({args.model}, batch {args.batch}, "
+          f"{args.mem_steps} steps, MB)", ["method", "RSS before", "peak RSS", "training (peak - before)",
+                                          "÷ full"], rows)
+    for method in ("lora", "ia3", "lst"):
+        if deltas[method] >= deltas["full"]:
+            warn(f"{method} used no less training memory than full ({deltas[method]:.0f} vs {deltas['full']:.0f} MB)")
+    if deltas["lst"] > 0.5 * deltas["full"]:
+        warn(f"lst is not well under full ({deltas['lst']:.0f} vs {deltas['full']:.0f} MB)")
+
+
+# --- 4. scaling -----------------------------------------------------------------------------------
+
+def long_texts(folder: Path, n: int = 600) -> Path:
+    """GLUE SST-2 files whose sentences are long enough to fill any max_length up to 256 tokens."""
+    from peftbench.tasks.synthetic import sentiment
+
+    data = sentiment(n_train=n * 12, n_eval=64 * 12)
+    for split, name in (("train", "train.tsv"), ("validation", "dev.tsv")):
+        df = data[split]
+        rows = [(" ".join(df.sentence[i:i + 12]), df.label[i]) for i in range(0, len(df), 12)]
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text("sentence\tlabel\n" + "".join(f"{s}\t{y}\n" for s, y in rows))
+    return folder
+
+
+def scaling(args) -> None:
+    data = long_texts(Path(args.tmp) / "long")
+    common = [o for o in base_overrides(args, args.mem_steps) if not o.startswith("task.")] + \
+        ["method=lora", "task=glue/sst2", f"task.data_dir={data}"]
+    rows, previous, done = [], {}, {}
+    points = [("batch", b, args.seq) for b in args.batches] + [("seq", args.batch_for_seq, s) for s in args.seqs]
+    for axis, batch, seq in points:
+        if (batch, seq) not in done:
+            done[batch, seq] = worker([*common, f"train.batch_size={batch}", f"model.max_length={seq}"])
+        out = done[batch, seq]
+        ms, mem = out["throughput"]["train_s_per_step"] * 1000, out["memory"]
+        delta = mem["peak_rss_mb"] - mem["rss_before_train_mb"]
+        last = previous.get(axis)
+        rows.append([axis, batch, seq, f"{ms:.1f}", f"{ms / last[0]:.2f}" if last else "-", f"{delta:.0f}",
+                     f"{out['throughput']['train_tokens_per_s']:.0f}"])
+        previous[axis] = (ms, delta)
+    table(f"4a. Scaling ({args.model} + lora, fresh process per point, {args.mem_steps} steps)",
+          ["doubling", "batch", "seq len", "ms/step", "× previous", "training MB", "tokens/s"], rows)
+
+    small = ["train.batch_size=8", "model.max_length=32"]  # leaks show at any size: the cheapest point
+    short, long = (worker([*common, f"train.max_steps={n}", *small]) for n in (args.mem_steps, 4 * args.mem_steps))
+    leak_rows = [[f"{n} steps", f"{o['memory']['peak_rss_mb']:.0f}", f"{o['throughput']['train_s_per_step'] * 1000:.1f}"]
+                 for n, o in ((args.mem_steps, short), (4 * args.mem_steps, long))]
+    import psutil
+
+    process, after = psutil.Process(), []
+    for r in range(3):  # three runs of one sweep process: what is left after each
+        peftbench_run([*common, *small, f"seed={r}"], Path(args.tmp) / f"leak{r}")
+        gc.collect()
+        after.append(process.memory_info().rss / 2**20)
+    leak_rows += [[f"in-process run {r + 1}", "-", "-", f"{rss:.0f}"] for r, rss in enumerate(after)]
+    table("4b. Leaks (batch 8, seq 32): peak RSS of a run 4x as long (fresh processes); RSS after each of 3 runs "
+          "in one process",
+          ["run", "peak RSS MB", "ms/step", "RSS after run MB"], [row + [""] if len(row) == 3 else row
+                                                                  for row in leak_rows])
+    growth = long["memory"]["peak_rss_mb"] - short["memory"]["peak_rss_mb"]
+    if growth > 50:
+        warn(f"a run 4x as long peaked {growth:.0f} MB higher: memory grows with steps")
+    if after[2] - after[1] > 50:
+        warn(f"RSS grew by {after[2] - after[1]:.0f} MB from the 2nd to the 3rd run in one process")
+
+
+# --- 5. startup -----------------------------------------------------------------------------------
+
+def fixture_run_files(folder: Path, n: int) -> Path:
+    """n copies of a real run file (a tiny run), as from a grid of models x methods x seeds."""
+    template = peftbench_run(["model=tiny", "hardware=cpu", "train.max_steps=2", "task.generator_args.n_train=64",
+                              "task.generator_args.n_eval=32", "cache_dir=null"], folder / "template")
+    methods = ["lora", "ia3", "bitfit", "full", "lst", "adapter_houlsby", "vera", "loha", "dora", "boft"]
+    for i in range(n):
+        model, method, seed = f"m{i % 10}", methods[(i // 10) % 10], i // 100
+        record = {**template, "model": model, "method": method, "seed": seed,
+                  "metrics": {"accuracy": 0.5 + (i % 37) / 100, "f1": 0.5 + (i % 41) / 100}}
+        record["main_score"] = record["metrics"]["accuracy"]
+        path = folder / "runs" / f"{model}_{method}_s{seed}" / "run.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record))
+    return folder / "runs"
+
+
+def timed(cmd: list[str]) -> tuple[float, str]:
+    began = time.perf_counter()
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    if out.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stderr[-2000:]}")
+    return time.perf_counter() - began, out.stdout
+
+
+def startup(args) -> None:
+    runs = fixture_run_files(Path(args.tmp) / "fixture", args.run_files)
+    py, code = sys.executable, ("import sys\nfrom peftbench.cli import main\ntry: main(sys.argv[1:])\nfinally: "
+                                "print(sorted(m for m in ('torch', 'transformers', 'hydra', 'pandas') if m in sys.modules))")
+    rows = []
+    for label, argv in (("python -c pass", None), ("peftbench --help", ["--help"]),
+                        ("peftbench report --help", ["report", "--help"]),
+                        (f"peftbench report ({args.run_files:,} run files)", ["report", str(runs)]),
+                        ("peftbench run --help", ["run", "--help"])):
+        cmd = [py, "-c", "pass"] if argv is None else [py, "-c", code, *argv]
+        seconds = min(timed(cmd)[0] for _ in range(2))
+        heavy = "-" if argv is None else timed(cmd)[1].strip().splitlines()[-1]
+        rows.append([label, f"{seconds:.2f}", heavy])
+        if argv and argv[0] != "run" and ("torch" in heavy or "transformers" in heavy):
+            warn(f"{label} imports {heavy}")
+    table("5. Startup (best of 2, seconds)", ["command", "seconds", "heavy modules imported"], rows)
+
+
+# --- main -----------------------------------------------------------------------------------------
+
+SECTIONS = {"overhead": overhead, "parity": parity, "memory": memory, "scaling": scaling, "startup": startup}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="tiny model, few steps: a smoke test of this script")
+    p.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated: {', '.join(SECTIONS)}")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads, here and in the worker processes (default 1: see the README)")
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)  # before torch is imported, and for the workers
+    import torch
+
+    torch.set_num_threads(args.threads)
+    if args.worker:
+        with tempfile.TemporaryDirectory() as tmp:
+            record = peftbench_run(json.loads(args.worker), Path(tmp) / "run")
+        print(json.dumps({k: record[k] for k in ("memory", "throughput")}))
+        return 0
+    quick = args.quick
+    args.model, args.batch, args.warmup = ("tiny", 16, 2) if quick else ("minilm", 32, 5)
+    args.steps, args.rounds, args.mem_steps = (8, 2, 6) if quick else (20, 6, 12)
+    args.batches, args.seq = ([8, 16], 32) if quick else ([8, 16, 32], 64)
+    args.batch_for_seq, args.seqs = (8, [32, 64]) if quick else (16, [32, 64, 128])
+    args.run_files = 500 if quick else 10_000
+    import platform
+
+    print(f"# peftbench bench{' --quick' if quick else ''}: {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} CPU cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+          f"python {platform.python_version()}")
+    began = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="peftbench-bench-") as tmp:
+        args.tmp = tmp
+        for name in args.only.split(","):
+            SECTIONS[name.strip()](args)
+    print(f"\n{len(WARNINGS)} warning(s); {time.perf_counter() - began:.0f} s in all")
+    for w in WARNINGS:
+        print(f"WARNING: {w}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

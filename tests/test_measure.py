@@ -1,0 +1,78 @@
+"""The measurement protocol (README.md, "Measurement"), with a fake clock: no timed assertions."""
+
+import torch
+
+from peftbench.measure import PeakMemory, StepTimer, effective_warmup
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def train_step(timer, clock, seconds, samples=4, tokens=30, padded=40):
+    clock.now += seconds
+    timer.add_batch(samples, tokens, padded)
+    timer.step()
+
+
+def test_warmup_steps_and_their_batches_are_left_out():
+    clock = FakeClock()
+    timer = StepTimer(2, clock=clock)
+    timer.start()
+    train_step(timer, clock, 100.0)  # a slow first step (allocations, lazy init): not measured
+    train_step(timer, clock, 50.0)
+    for _ in range(3):
+        train_step(timer, clock, 1.0)
+    timer.stop()
+    assert timer.steps == 5 and timer.measured_steps == 3
+    assert timer.seconds == 3.0
+    assert (timer.samples, timer.tokens, timer.padded_tokens) == (12, 90, 120)
+
+
+def test_evaluation_time_is_not_in_the_train_window():
+    clock = FakeClock()
+    timer = StepTimer(0, clock=clock)
+    timer.start()
+    train_step(timer, clock, 1.0)
+    with timer.paused():  # evaluation, checkpoint
+        clock.now += 500.0
+    train_step(timer, clock, 1.0)
+    with timer.paused():  # the final evaluation, after the last step
+        clock.now += 500.0
+    timer.stop()
+    assert timer.seconds == 2.0 and timer.measured_steps == 2
+
+
+def test_a_pause_during_warmup_changes_nothing_and_sync_runs_at_each_clock_read():
+    clock, syncs = FakeClock(), []
+    timer = StepTimer(1, sync=lambda: syncs.append(clock.now), clock=clock)
+    timer.start()
+    with timer.paused():
+        clock.now += 7.0
+    train_step(timer, clock, 3.0)  # the warm-up step ends: the window opens
+    train_step(timer, clock, 2.0)
+    timer.stop()
+    assert timer.seconds == 2.0 and syncs == [10.0, 12.0]
+
+
+def test_effective_warmup_leaves_at_least_half_the_run():
+    assert effective_warmup(5, 100) == 5
+    assert effective_warmup(5, 8) == 4
+    assert effective_warmup(5, 1) == 0
+
+
+def test_peak_rss_leaves_out_paused_stretches():
+    mem = PeakMemory(torch.device("cpu"), interval=0.001)
+    with mem:
+        with mem.paused():
+            big = torch.ones(64 * 1024 * 1024 // 4)  # 64 MB touched while paused (an evaluation)
+            big += 1
+            del big
+    out = mem.result()
+    # the allocator may keep the pages, but no sample was taken while they were in use
+    assert out["peak_rss_mb"] < out["rss_before_train_mb"] + 48
+    assert out["device"] == "cpu" and out["cuda_max_allocated_mb"] is None
