@@ -60,7 +60,7 @@ def save_plots(table: Table, ok: list[dict], keys: list[str], out_dir: str) -> l
     ylabel = (f"{tasks[0]} score" if len(tasks) == 1 else f"avg over {len(tasks)} tasks") + \
         " (mean of official metrics × 100)"
     device = "CUDA max allocated" if any((r.get("memory") or {}).get("cuda_max_allocated_mb") for r in ok) \
-        else "peak RSS, CPU"
+        else "RSS added by training, CPU"
     figures = {
         "score_vs_params": _scatter(plt, rows, "params", "trainable parameters, head included (log scale)",
                                     ylabel, "Score vs trainable parameters", log=True),

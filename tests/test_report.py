@@ -203,3 +203,12 @@ def test_latex_table_compiles(runs_dir, capsys, tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout[-3000:]
     assert (tmp_path / "doc.pdf").stat().st_size > 1000
+
+
+def test_cpu_memory_is_what_training_added_to_the_process():
+    from peftbench.report import peak_memory_mb
+
+    cpu = {"device": "cpu", "peak_rss_mb": 1122.0, "rss_before_train_mb": 529.0, "cuda_max_allocated_mb": None}
+    assert peak_memory_mb({"memory": cpu}) == 593.0
+    assert peak_memory_mb({"memory": {**cpu, "rss_before_train_mb": None}}) == 1122.0  # older run files
+    assert peak_memory_mb({"memory": {**cpu, "device": "cuda:0", "cuda_max_allocated_mb": 310.5}}) == 310.5
