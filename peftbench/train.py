@@ -77,7 +77,7 @@ class FitResult:
     eval_seconds: float = 0.0
     resumed_from: dict | None = None  # {"step", "checkpoint"} when the run went on from a checkpoint
     measured: dict = field(default_factory=dict)  # the throughput window: steps, samples, tokens, seconds
-    eval_runs: int = 0  # evaluations in this process, and the examples they scored
+    eval_runs: int = 0  # evaluations so far (resumed ones included), and the examples they scored
     eval_examples: int = 0
 
 
@@ -236,7 +236,7 @@ def _cache_accelerate_lookups() -> None:
 
 
 RESUMED_FIELDS = ("steps", "batches", "metrics", "best", "eval_history", "loss_history", "train_seconds",
-                  "eval_seconds")
+                  "eval_seconds", "eval_runs", "eval_examples")
 
 
 def _checkpoint(run_dir, config_hash, model, optimizer, scheduler, accelerator, result, rank_state) -> None:
@@ -261,7 +261,7 @@ def _resume(run_dir, config_hash, model, optimizer, scheduler, accelerator, resu
         return [], 0, 0, None
     state, rank_state = loaded
     for key in RESUMED_FIELDS:
-        setattr(result, key, state[key])
+        setattr(result, key, state.get(key, getattr(result, key)))  # a checkpoint may predate a field
     result.resumed_from = {"step": result.steps, "checkpoint": str(path)}
     log.info("resuming from %s (step %d)", path, result.steps)
     return (list(rank_state.get("window", [])), rank_state.get("samples", 0), rank_state.get("tokens", 0),
