@@ -88,7 +88,8 @@ def _execute(cfg: DictConfig, record: dict) -> None:
                       "eval_examples": {s: len(df) for s, df in data.evals.items()}}
     log.info("task %s from %s: %d train, %s eval examples", task.name, data.source, len(data.train),
              record["data"]["eval_examples"])
-    tokenizer = load_tokenizer(cfg.model)
+    if task.kind == "classification":  # the other kinds load their tokenizer or image processor in kinds/
+        tokenizer = load_tokenizer(cfg.model)
     model, _, record["params"] = build_counted(cfg, data.num_labels)
     family = record["params"]["family"]
     if getattr(model, "peftbench_cannot_train", None):
@@ -102,10 +103,15 @@ def _execute(cfg: DictConfig, record: dict) -> None:
     def features(df):
         return encode(df, tokenizer, task.text_fields, cfg.model.max_length)
 
-    train_loader = make_loader(features(data.train), tokenizer, t.batch_size, shuffle=True, seed=cfg.seed)
     suffixes = eval_splits(task)
-    eval_loaders = {s: (make_loader(features(df), tokenizer, t.eval_batch_size, False, cfg.seed), suffixes[s])
-                    for s, df in data.evals.items()}
+    if task.kind != "classification":  # generation, multiple choice, seq2seq, images: peftbench/kinds
+        from .kinds import make_loaders
+
+        train_loader, eval_loaders = make_loaders(cfg, data)
+    else:
+        train_loader = make_loader(features(data.train), tokenizer, t.batch_size, shuffle=True, seed=cfg.seed)
+        eval_loaders = {s: (make_loader(features(df), tokenizer, t.eval_batch_size, False, cfg.seed), suffixes[s])
+                        for s, df in data.evals.items()}
     main_key = task.main_metric + next(iter(suffixes.values()))  # the first eval split's main metric
     best_metric = t.metric_for_best or main_key
 

@@ -60,6 +60,10 @@ class FitResult:
 @torch.no_grad()
 def evaluate(model, eval_loaders: dict, task, accelerator) -> dict:
     """Metrics on every eval split; predictions are gathered across processes without duplicates."""
+    if task.kind != "classification":  # generation, multiple choice, seq2seq, images: peftbench/kinds
+        from .kinds import evaluate as evaluate_kind
+
+        return evaluate_kind(model, eval_loaders, task, accelerator)
     model.eval()
     regression = not task.label_names
     out = {}
@@ -119,7 +123,7 @@ def fit(model, train_loader, eval_loaders: dict, cfg, accelerator, best_metric: 
                     after_step(result.steps)
                 optimizer.zero_grad()
             samples += batch["labels"].shape[0]
-            tokens += int(batch["attention_mask"].sum())
+            tokens += int(batch["attention_mask"].sum()) if "attention_mask" in batch else 0  # images: none
             window.append(loss.detach())
             if not accelerator.sync_gradients:
                 continue
