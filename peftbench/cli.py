@@ -71,6 +71,12 @@ def check_group_choices(overrides: list[str]) -> None:
         for choice in (v.strip().strip("'\"") for v in value.split(",")):
             if choice not in options:
                 raise unknown_name(group, choice, options, hint=_hint(group, choice, CONF_DIR))
+            if group == "task":  # a misspelt field in the task file, named before Hydra's own error
+                from .tasks.spec import check_task_file
+
+                problems = check_task_file(CONF_DIR / "task" / f"{choice}.yaml")
+                if problems:
+                    raise UserError("\n".join(problems))
 
 
 def _hint(group: str, choice: str, conf_dir: Path) -> str:

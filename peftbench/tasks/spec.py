@@ -129,7 +129,7 @@ def check_task_file(path: str | Path) -> list[str]:
     valid = [f.name for f in dataclasses.fields(TaskConfig)]
     problems = []
     for key in data or {}:
-        if key in valid or str(key).startswith("_"):
+        if key in valid or key == "defaults" or str(key).startswith("_"):
             continue
         close = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.6)
         hint = f" Did you mean '{close[0]}'?" if close else ""
