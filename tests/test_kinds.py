@@ -156,3 +156,16 @@ def test_cli_runs_a_generation_task(tmp_path):
     record = json.loads(path.read_text())
     assert record["task"] == "gsm8k" and "exact_match" in record["metrics"]
     assert "eval:       exact_match" in out.stdout
+
+
+@pytest.mark.parametrize("method", ["prompt_tuning", "prefix_tuning"])
+def test_prompt_learning_methods_generate_and_score_choices(tmp_path, method):
+    """Virtual tokens (prompt tuning) lengthen the logits; a prefix (prefix tuning) does not: both score."""
+    data = taskdata.piqa(tmp_path / "piqa")
+    record = _run(tmp_path / "mc", "model=tiny-gpt2", "task=piqa", f"task.data_dir={data}", f"method={method}",
+                  "method.num_virtual_tokens=4")
+    assert set(record["metrics"]) == {"accuracy", "accuracy_norm"}
+    data = taskdata.gsm8k(tmp_path / "gsm8k")
+    record = _run(tmp_path / "gen", "model=tiny-llama", "task=gsm8k", f"task.data_dir={data}", f"method={method}",
+                  "method.num_virtual_tokens=4", "task.max_new_tokens=4")
+    assert "exact_match" in record["metrics"]

@@ -81,6 +81,9 @@ def knob_types(class_name: str) -> dict[str, type]:
 
 # Where peft's per-model-type defaults have no entry: the attention query/value projections (LayerNorms
 # for ln_tuning) of the families peftbench knows. Anything else needs method.target_modules.
+# IA3 also needs to know which of its targets are feed-forward layers (scaled on the input side).
+IA3_FALLBACK = {"vit": {"target_modules": ["key", "value", "output.dense", "k_proj", "v_proj", "fc2"],
+                        "feedforward_modules": ["output.dense", "fc2"]}}
 FALLBACK_TARGETS = {
     # ViT: transformers 5 names the projections q_proj/v_proj (4.x: query/value); either matches.
     "default": {"vit": ["query", "value", "q_proj", "v_proj"], "deberta-v2": ["query_proj", "value_proj"]},
@@ -96,6 +99,8 @@ def build(model, knobs: dict, family: str, class_name: str):
     except (ValueError, TypeError, KeyError, NotImplementedError) as exc:
         targets = FALLBACK_TARGETS.get(class_name, FALLBACK_TARGETS["default"]).get(family)
         no_default = "target_modules" in str(exc) and kwargs.get("target_modules") is None
+        if no_default and class_name == "IA3Config" and family in IA3_FALLBACK:
+            return _build(model, {**kwargs, **IA3_FALLBACK[family]}, class_name)
         if no_default and targets:
             return _build(model, {**kwargs, "target_modules": targets}, class_name)
         hint = (f" peft has no default target modules for model type '{model.config.model_type}': set "
@@ -141,7 +146,7 @@ def _build(model, kwargs: dict, class_name: str):
     model = peft.get_peft_model(model, config)
     if class_name == "AdaLoraConfig":  # AdaLoRA reallocates ranks during training, after each step
         model.peftbench_after_step = model.base_model.update_and_allocate
-    if class_name == "PrefixTuningConfig" and not _takes_past_key_values(model):
+    if class_name == "PrefixTuningConfig" and task_type == "SEQ_CLS" and not _takes_past_key_values(model):
         # Counting parameters still works; training would fail inside peft at the first step.
         model.peftbench_cannot_train = (
             f"prefix tuning feeds the prefix as past_key_values, which {type(model.base_model).__name__} "
