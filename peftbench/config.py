@@ -194,7 +194,7 @@ def _task_problems(task: DictConfig, metric_names: list[str]) -> list[str]:
         problems.append(f"task.main_metric='{task.main_metric}': not in task.metrics {list(task.metrics)}.")
     if task.kind == "classification" and not 1 <= len(task.text_fields) <= 2:
         problems.append(f"task.text_fields={list(task.text_fields)}: give one field or a pair.")
-    from .tasks.spec import kind_problems  # issue 7: the fields of the other task kinds
+    from .tasks.spec import kind_problems  # the fields of the other task kinds
 
     problems += kind_problems(task)
     if task.label_names is not None and len(task.label_names) < 2:

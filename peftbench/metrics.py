@@ -56,4 +56,4 @@ def compute(names, preds, refs, suffix: str = "") -> dict[str, float]:
     return {name + suffix: METRICS.get(name)(preds, refs) for name in names}
 
 
-from . import textmetrics  # noqa: E402,F401  (issue 7: registers exact_match, rouge1/2/l, accuracy_norm)
+from . import textmetrics  # noqa: E402,F401  (registers exact_match, rouge1/2/l, accuracy_norm)
