@@ -169,3 +169,16 @@ def test_prompt_learning_methods_generate_and_score_choices(tmp_path, method):
     record = _run(tmp_path / "gen", "model=tiny-llama", "task=gsm8k", f"task.data_dir={data}", f"method={method}",
                   "method.num_virtual_tokens=4", "task.max_new_tokens=4")
     assert "exact_match" in record["metrics"]
+
+
+@pytest.mark.slow  # ~20 s alone, more on a busy machine
+def test_generation_learns_a_fixed_answer_and_exact_match_sees_it(tmp_path):
+    """Training target, decoding and answer extraction agree: a learnt answer scores 1.0."""
+    rows = [{"question": f"Tom has {i} apples. How many?", "answer": "He has them.\n#### 7"} for i in range(64)]
+    taskdata.write_jsonl(tmp_path / "data" / "train.jsonl", rows)
+    taskdata.write_jsonl(tmp_path / "data" / "test.jsonl", rows[:8])
+    record = _run(tmp_path, "model=tiny-gpt2", "task=gsm8k", f"task.data_dir={tmp_path / 'data'}", "method=full",
+                  "train.lr=1e-2", "train.max_steps=100", "train.warmup_ratio=0", "train.batch_size=16",
+                  "task.max_new_tokens=12")
+    assert record["loss_history"][-1][1] < 0.1
+    assert record["metrics"]["exact_match"] == 1.0
