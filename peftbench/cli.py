@@ -85,6 +85,13 @@ def check_group_choices(overrides: list[str], multirun: bool = False) -> list[st
                 choices.append(choice)
             else:
                 raise unknown_name(group, choice, options, hint=_hint(group, choice, CONF_DIR))
+        if group == "task":  # a misspelt field in a task file, named before Hydra's own error
+            from .tasks.spec import check_task_file
+
+            for choice in choices:
+                problems = check_task_file(CONF_DIR / "task" / f"{choice}.yaml")
+                if problems:
+                    raise UserError("\n".join(problems))
         checked.append(f"{key}={','.join(choices)}")
     return checked
 
@@ -188,13 +195,15 @@ def summary(record: dict) -> str:
     scores = "  ".join(f"{k} {v:.4f}" for k, v in record["metrics"].items())
     cuda = (f", CUDA max allocated {mem['cuda_max_allocated_mb']:.0f} MB / reserved "
             f"{mem['cuda_max_reserved_mb']:.0f} MB" if mem["cuda_max_allocated_mb"] is not None else "")
+    before = mem.get("rss_before_train_mb")
+    added = f" (+{mem['peak_rss_mb'] - before:.0f} MB over the {before:.0f} MB before it)" if before is not None else ""
     return "\n".join([
         f"peftbench: {record['status']}  {record['model']} + {record['method']} on {record['task']} "
         f"(seed {record['seed']})",
         f"  eval:       {scores}",
         f"  params:     {p['trainable']:,} trainable of {p['base_total']:,} ({p['trainable_pct']:.4f}%; "
         f"method {p['method']:,}, head {p['head']:,})",
-        f"  memory:     peak RSS {mem['peak_rss_mb']:.0f} MB during training on {mem['device']}{cuda}",
+        f"  memory:     peak RSS {mem['peak_rss_mb']:.0f} MB during training{added} on {mem['device']}{cuda}",
         f"  throughput: {tp['train_samples_per_s']:.1f} samples/s, {tp['train_tokens_per_s']:.0f} tokens/s "
         f"({tp['steps']} steps)",
         f"  time:       train {tm['train_s']:.1f} s, eval {tm['eval_s']:.1f} s, total {tm['total_s']:.1f} s",

@@ -44,7 +44,7 @@ class TaskConfig:
     files: Dict[str, List[str]] = field(default_factory=dict)  # split -> file stems tried in data_dir
     tsv_columns: Optional[List[str]] = None  # column names for header-less TSV files
     column_aliases: Dict[str, str] = field(default_factory=dict)  # file column -> field name
-    text_fields: List[str] = MISSING
+    text_fields: List[str] = field(default_factory=list)  # classification: one field or a pair
     label_field: str = "label"
     label_names: Optional[List[str]] = None  # null: regression (one float output)
     train_split: str = "train"
@@ -53,6 +53,20 @@ class TaskConfig:
     main_metric: str = MISSING
     max_train_samples: Optional[int] = None
     max_eval_samples: Optional[int] = None
+    # Task kinds beyond classification (peftbench/tasks/spec.py documents each field).
+    kind: str = "classification"  # classification | generation | multiple_choice | seq2seq | image_classification
+    version: Optional[str] = None  # the task definition's version, recorded in every run file
+    data_files: Dict[str, str] = field(default_factory=dict)  # split -> file (in data_dir, or a path)
+    template: Optional[str] = None  # prompt, e.g. "Question: {question}\nAnswer:" ({column} placeholders)
+    target_field: Optional[str] = None  # generation / seq2seq: the answer or summary column
+    target_delimiter: str = " "  # put between the prompt and the answer (or each choice)
+    choices_field: Optional[str] = None  # multiple choice: a column holding the list of choices
+    choice_fields: Optional[List[str]] = None  # ... or one column per choice (PIQA: sol1, sol2)
+    choices: Optional[List[str]] = None  # ... or the same choices for every example (BoolQ: no, yes)
+    image_field: str = "image"  # image classification: the image column (file path, bytes or array)
+    extract: Optional[str] = None  # generation: "number" compares the final number ("#### 42", else the last)
+    stop: List[str] = field(default_factory=list)  # generation: cut the output at the first of these
+    max_new_tokens: int = 32  # generation / seq2seq: greedy decoding stops after this many tokens
 
 
 @dataclass
@@ -198,12 +212,15 @@ def _task_problems(task: DictConfig, metric_names: list[str]) -> list[str]:
             problems.append(f"task '{name}': unknown metric '{metric}'. Available: {', '.join(metric_names)}.")
     if task.main_metric not in task.metrics:
         problems.append(f"task.main_metric='{task.main_metric}': not in task.metrics {list(task.metrics)}.")
-    if not 1 <= len(task.text_fields) <= 2:
+    if task.kind == "classification" and not 1 <= len(task.text_fields) <= 2:
         problems.append(f"task.text_fields={list(task.text_fields)}: give one field or a pair.")
+    from .tasks.spec import kind_problems  # the fields of the other task kinds
+
+    problems += kind_problems(task)
     if task.label_names is not None and len(task.label_names) < 2:
         problems.append(f"task.label_names={list(task.label_names)}: a classification task needs >= 2 labels "
                         "(use null for regression).")
-    if not (task.data_dir or task.dataset or task.generator):
+    if not (task.data_dir or task.dataset or task.generator or task.data_files):
         problems.append(f"task '{name}': no data source. Set task.data_dir=<folder> (or task.dataset=<hub id>).")
     for key in ("max_train_samples", "max_eval_samples"):
         value = task[key]

@@ -54,3 +54,6 @@ def spearmanr(preds, refs) -> float:
 def compute(names, preds, refs, suffix: str = "") -> dict[str, float]:
     preds, refs = np.asarray(preds), np.asarray(refs)
     return {name + suffix: METRICS.get(name)(preds, refs) for name in names}
+
+
+from . import textmetrics  # noqa: E402,F401  (registers exact_match, rouge1/2/l, accuracy_norm)

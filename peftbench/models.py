@@ -35,12 +35,17 @@ def load_tokenizer(model_cfg: DictConfig):
     return _from_pretrained(AutoTokenizer, resolve_path(source), model_cfg.name)
 
 
-def load_model(model_cfg: DictConfig, num_labels: int, weights: bool = True):
+def load_model(model_cfg: DictConfig, num_labels: int, weights: bool = True, kind: str = "classification"):
     """A sequence-classification model with `num_labels` outputs (1: regression).
 
     `weights=False` builds the architecture with random weights and downloads nothing (parameter
     counts): from `model.arch` if set, else from the checkpoint's config file."""
     from transformers import AutoModelForSequenceClassification
+
+    if kind != "classification":  # causal LM, seq2seq LM, image classifier: kinds/models.py
+        from .kinds.models import load_kind_model
+
+        return load_kind_model(model_cfg, num_labels, weights, kind)
 
     problem = "regression" if num_labels == 1 else "single_label_classification"
     if not weights or not model_cfg.name_or_path:  # random init from model.arch

@@ -17,6 +17,8 @@ _PEFT_WRAPPING = (re.compile(r"^base_model\.(model\.)?"), re.compile(r"\.(module
 
 def head_modules(model) -> tuple[str, ...]:
     """Top-level modules outside the backbone (`model.base_model_prefix`): the task head, e.g. classifier."""
+    if model.get_output_embeddings() is not None:  # a language model: its LM head is pretrained, not a task head
+        return ()
     return tuple(name for name, module in model.named_children()
                  if name != model.base_model_prefix and any(True for _ in module.parameters()))
 
@@ -68,7 +70,7 @@ def build_counted(cfg, num_labels: int, weights: bool = True):
     if problems:
         raise UserError(f"{len(problems)} problem(s) in method '{cfg.method.name}':\n"
                         + "\n".join(f"  - {p}" for p in problems))
-    model = load_model(cfg.model, num_labels, weights=weights)
+    model = load_model(cfg.model, num_labels, weights=weights, kind=cfg.task.kind)
     family = family_of(model, cfg.model)
     head = head_modules(model)
     base_total = sum(p.numel() for p in model.parameters())

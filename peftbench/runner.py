@@ -143,7 +143,7 @@ def throughput(result) -> dict:
     return {"train_samples_per_s": rate(m["samples"]), "train_tokens_per_s": rate(m["tokens"]),
             "train_s_per_step": round(seconds / m["steps"], 6) if m["steps"] else None,
             "train_samples": result.samples, "train_tokens": result.tokens, "steps": result.steps,
-            "window": {k: round(v, 3) if isinstance(v, float) else v for k, v in m.items()},
+            "window": {k: round(v, 6) if isinstance(v, float) else v for k, v in m.items()},
             "eval_samples_per_s": round(result.eval_examples / result.eval_seconds, 3) if result.eval_seconds else None,
             "eval_s_per_eval": round(result.eval_seconds / result.eval_runs, 3) if result.eval_runs else None,
             "measured": "optimizer steps after the warm-up, evaluation and checkpoints excluded; "
@@ -176,7 +176,8 @@ def _execute(cfg: DictConfig, record: dict) -> None:
                       "eval_examples": {s: len(df) for s, df in data.evals.items()}}
     log.info("task %s from %s: %d train, %s eval examples", task.name, data.source, len(data.train),
              record["data"]["eval_examples"])
-    tokenizer = load_tokenizer(cfg.model)
+    if task.kind == "classification":  # the other kinds load their tokenizer or image processor in kinds/
+        tokenizer = load_tokenizer(cfg.model)
     model, _, record["params"] = build_counted(cfg, data.num_labels)
     family = record["params"]["family"]
     if getattr(model, "peftbench_cannot_train", None):
@@ -193,11 +194,16 @@ def _execute(cfg: DictConfig, record: dict) -> None:
         out, cache[split] = tokenize(df, tokenizer, task.text_fields, cfg.model.max_length, cfg.cache_dir)
         return out
 
-    train_loader = make_loader(features(task.train_split, data.train), tokenizer, t.batch_size, shuffle=True,
-                               seed=cfg.seed)
     suffixes = eval_splits(task)
-    eval_loaders = {s: (make_loader(features(s, df), tokenizer, t.eval_batch_size, False, cfg.seed), suffixes[s])
-                    for s, df in data.evals.items()}
+    if task.kind != "classification":  # generation, multiple choice, seq2seq, images: peftbench/kinds
+        from .kinds import make_loaders
+
+        train_loader, eval_loaders = make_loaders(cfg, data)
+    else:
+        train_loader = make_loader(features(task.train_split, data.train), tokenizer, t.batch_size, shuffle=True,
+                                   seed=cfg.seed)
+        eval_loaders = {s: (make_loader(features(s, df), tokenizer, t.eval_batch_size, False, cfg.seed),
+                            suffixes[s]) for s, df in data.evals.items()}
     record["data"]["tokenized"] = {"seconds": round(time.perf_counter() - began, 3), "cache": cache}
     main_key = task.main_metric + next(iter(suffixes.values()))  # the first eval split's main metric
     best_metric = t.metric_for_best or main_key

@@ -84,6 +84,10 @@ class FitResult:
 @torch.no_grad()
 def evaluate(model, eval_loaders: dict, task, accelerator) -> dict:
     """Metrics on every eval split; predictions are gathered across processes without duplicates."""
+    if task.kind != "classification":  # generation, multiple choice, seq2seq, images: peftbench/kinds
+        from .kinds import evaluate as evaluate_kind
+
+        return evaluate_kind(model, eval_loaders, task, accelerator)
     model.eval()
     regression = not task.label_names
     out = {}
@@ -173,9 +177,10 @@ def fit(model, train_loader, eval_loaders: dict, cfg, accelerator, best_metric: 
                     after_step(result.steps)
                 optimizer.zero_grad()
             result.batches += 1
-            n, real = batch["labels"].shape[0], int(batch["attention_mask"].sum())
+            mask = batch.get("attention_mask")  # image batches have none: no tokens to count
+            n, real = batch["labels"].shape[0], int(mask.sum()) if mask is not None else 0
             samples, tokens = samples + n, tokens + real
-            timer.add_batch(n, real, batch["attention_mask"].numel())
+            timer.add_batch(n, real, mask.numel() if mask is not None else 0)
             window.append(loss.detach().float().item())
             if not accelerator.sync_gradients:
                 continue

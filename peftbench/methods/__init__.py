@@ -78,6 +78,8 @@ METHODS = Registry("method")
 
 def head_names(model) -> set[str]:
     """Parameters outside the backbone (`model.base_model_prefix`): the task head, e.g. `classifier.*`."""
+    if model.get_output_embeddings() is not None:  # a language model: its LM head is pretrained, not a task head
+        return set()
     prefix = model.base_model_prefix + "."
     return {n for n, _ in model.named_parameters() if not n.startswith(prefix)}
 
@@ -91,7 +93,7 @@ def train_only(model, keep: Callable[[str], bool]):
 
 def backbone(model):
     """The encoder inside a task model (`model.bert`, `model.roberta`, ...)."""
-    return getattr(model, model.base_model_prefix)
+    return getattr(model, model.base_model_prefix, model)  # T5ForConditionalGeneration: the whole model
 
 
 # Where methods written here hook into a transformer block, per family: the attention output
@@ -102,7 +104,9 @@ BLOCK_OUTPUTS = {
     "llama": {"attention": r"self_attn\.o_proj$", "ffn": r"mlp\.down_proj$"},
     "t5": {"attention": r"SelfAttention\.o$", "ffn": r"DenseReluDense\.wo$"},
 }
-for _alias in ("roberta", "xlm-roberta", "electra", "deberta-v2", "vit"):
+# ViT in transformers 5: attention.o_proj and mlp.fc2 (4.x: BERT's names, matched as well).
+BLOCK_OUTPUTS["vit"] = {"attention": r"attention\.(o_proj|output\.dense)$", "ffn": r"mlp\.fc2$|layer\.\d+\.output\.dense$"}
+for _alias in ("roberta", "xlm-roberta", "electra", "deberta-v2"):
     BLOCK_OUTPUTS[_alias] = BLOCK_OUTPUTS["bert"]
 for _alias in ("mistral", "qwen2", "qwen3"):
     BLOCK_OUTPUTS[_alias] = BLOCK_OUTPUTS["llama"]

@@ -31,7 +31,7 @@ CLASSES = {
     "osf": "OSFConfig", "peanut": "PeanutConfig", "psoft": "PsoftConfig", "pvera": "PveraConfig",
     "supertuning": "SupertuningConfig", "tinylora": "TinyLoraConfig", "unilora": "UniLoraConfig",
 }
-# Set by peftbench, not knobs: the task type is sequence classification; the rest is bookkeeping.
+# Set by peftbench, not knobs: the task type follows the model class (`task_type_of`); the rest is bookkeeping.
 RESERVED = {"task_type", "peft_type", "auto_mapping", "peft_version", "base_model_name_or_path", "revision",
             "inference_mode"}
 # Methods whose weights fold into the base model (peft's merge_and_unload).
@@ -81,8 +81,12 @@ def knob_types(class_name: str) -> dict[str, type]:
 
 # Where peft's per-model-type defaults have no entry: the attention query/value projections (LayerNorms
 # for ln_tuning) of the families peftbench knows. Anything else needs method.target_modules.
+# IA3 also needs to know which of its targets are feed-forward layers (scaled on the input side).
+IA3_FALLBACK = {"vit": {"target_modules": ["key", "value", "output.dense", "k_proj", "v_proj", "fc2"],
+                        "feedforward_modules": ["output.dense", "fc2"]}}
 FALLBACK_TARGETS = {
-    "default": {"vit": ["query", "value"], "deberta-v2": ["query_proj", "value_proj"]},
+    # ViT: transformers 5 names the projections q_proj/v_proj (4.x: query/value); either matches.
+    "default": {"vit": ["query", "value", "q_proj", "v_proj"], "deberta-v2": ["query_proj", "value_proj"]},
     "LNTuningConfig": {**{f: ["LayerNorm"] for f in ("bert", "roberta", "xlm-roberta", "electra", "deberta-v2")},
                        "vit": ["layernorm_before", "layernorm_after"]},
 }
@@ -95,6 +99,8 @@ def build(model, knobs: dict, family: str, class_name: str):
     except (ValueError, TypeError, KeyError, NotImplementedError) as exc:
         targets = FALLBACK_TARGETS.get(class_name, FALLBACK_TARGETS["default"]).get(family)
         no_default = "target_modules" in str(exc) and kwargs.get("target_modules") is None
+        if no_default and class_name == "IA3Config" and family in IA3_FALLBACK:
+            return _build(model, {**kwargs, **IA3_FALLBACK[family]}, class_name)
         if no_default and targets:
             return _build(model, {**kwargs, "target_modules": targets}, class_name)
         hint = (f" peft has no default target modules for model type '{model.config.model_type}': set "
@@ -102,14 +108,45 @@ def build(model, knobs: dict, family: str, class_name: str):
         raise UserError(f"method '{knobs['name']}' ({class_name}) on model family '{family}': {exc}{hint}") from exc
 
 
+PROMPT_LEARNING = {"PromptTuningConfig", "PrefixTuningConfig", "PromptEncoderConfig"}
+
+
+def task_type_of(model) -> str | None:
+    """peft's task type for the model's class: CAUSAL_LM (GPT-2, Llama, ...), SEQ_2_SEQ_LM (T5, ...),
+    SEQ_CLS (sequence classification); None for image classifiers, which peft has no task type for."""
+    from transformers.models.auto import modeling_auto as auto
+
+    def classes(mapping) -> set[str]:
+        return {c for v in mapping.values() for c in ((v,) if isinstance(v, str) else v)}
+
+    name = type(model).__name__
+    if name in classes(auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES):
+        return "CAUSAL_LM"
+    if name in classes(auto.MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES):
+        return "SEQ_2_SEQ_LM"
+    if name in classes(auto.MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES):
+        return None
+    return "SEQ_CLS"
+
+
 def _build(model, kwargs: dict, class_name: str):
     import peft
 
-    config = config_class(class_name)(task_type=peft.TaskType.SEQ_CLS, **kwargs)
+    from ..params import head_modules
+
+    task_type = task_type_of(model)
+    if task_type is None:  # image classifiers: peft's generic model; the new head trains via modules_to_save
+        if class_name in PROMPT_LEARNING:
+            raise UserError(f"{class_name.removesuffix('Config')} prepends virtual tokens to a text model's input; "
+                            f"peft defines it for text task types, not for {type(model).__name__}. Use lora, "
+                            "ia3, an adapter, ssf or bitfit on image models.")
+        if "modules_to_save" in {f.name for f in dataclasses.fields(config_class(class_name))}:
+            kwargs = {"modules_to_save": list(head_modules(model)), **kwargs}
+    config = config_class(class_name)(task_type=task_type, **kwargs)
     model = peft.get_peft_model(model, config)
     if class_name == "AdaLoraConfig":  # AdaLoRA reallocates ranks during training, after each step
         model.peftbench_after_step = model.base_model.update_and_allocate
-    if class_name == "PrefixTuningConfig" and not _takes_past_key_values(model):
+    if class_name == "PrefixTuningConfig" and task_type == "SEQ_CLS" and not _takes_past_key_values(model):
         # Counting parameters still works; training would fail inside peft at the first step.
         model.peftbench_cannot_train = (
             f"prefix tuning feeds the prefix as past_key_values, which {type(model.base_model).__name__} "

@@ -75,8 +75,10 @@ def _wanted(module: nn.Module, targets) -> bool:
 
 def build(model, knobs: SSFConfig, family: str):
     head = head_names(model)
-    prefix = model.base_model_prefix + "."
-    names = [prefix + n for n, m in backbone(model).named_modules() if n and _wanted(m, knobs.targets)]
+    prefix = model.base_model_prefix + "." if backbone(model) is not model else ""  # T5ForConditionalGeneration
+    lm_head = model.get_output_embeddings()  # a language model's output layer is not scaled
+    names = [prefix + n for n, m in backbone(model).named_modules()
+             if n and m is not lm_head and _wanted(m, knobs.targets)]
     for name in names:
         replace_module(model, name, ScaleShift(model.get_submodule(name)))
     return train_only(model, lambda n: n.endswith((".scale", ".shift")) or n in head)

@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 
 from ..config import eval_splits
 from ..errors import UserError
+from .spec import normalise, read_data_files
 from .synthetic import GENERATORS
 
 EXTENSIONS = (".tsv", ".csv", ".json", ".jsonl")
@@ -26,7 +27,10 @@ class TaskData:
 
 def load_task(task: DictConfig, seed: int = 0) -> TaskData:
     splits = [task.train_split, *eval_splits(task)]
-    if task.data_dir:
+    if task.data_files:  # one named file per split
+        raw = read_data_files(task, _read_file)
+        source = "data_files:" + ",".join(f"{s}={f}" for s, f in task.data_files.items())
+    elif task.data_dir:
         folder = Path(task.data_dir).expanduser()
         raw = {s: _read_local(task, folder, s) for s in splits}
         source = f"data_dir:{folder}"
@@ -101,6 +105,8 @@ def _read_hub(task: DictConfig, splits: list[str]) -> dict[str, pd.DataFrame]:
 def _normalise(task: DictConfig, df: pd.DataFrame, origin: str) -> pd.DataFrame:
     aliases = {a: f for a, f in task.column_aliases.items() if a in df.columns and f not in df.columns}
     df = df.rename(columns=aliases)
+    if task.kind != "classification":  # prompts, targets, choices, images (tasks/spec.py)
+        return normalise(task, df, origin)
     fields = list(task.text_fields)
     missing = [c for c in fields + [task.label_field] if c not in df.columns]
     if missing:

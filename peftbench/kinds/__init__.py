@@ -1,0 +1,146 @@
+"""Task kinds beyond classification: how each one batches its data and how it is evaluated.
+
+`make_loaders(cfg, data)` gives the training loop what it gives for classification: a training
+loader whose batches the model takes as `model(**batch)` (returning `.loss`), and eval loaders
+{split: (loader, metric suffix)}. Each eval loader's dataset is an `EvalSet` that carries its own
+`score` function (accelerate keeps the dataset when it prepares a loader), so `evaluate` needs no
+more than the training loop already passes it.
+
+| kind | trains on | evaluates by |
+|---|---|---|
+| generation | prompt + target, loss on the target tokens and eos only | greedy decoding (left-padded batches, max_new_tokens), then exact match / ROUGE, after `extract` |
+| multiple_choice | prompt + the correct choice, loss on the choice | the log-likelihood of each choice: sum (accuracy) and per character (accuracy_norm) |
+| seq2seq | encoder: prompt; decoder labels: target + eos | greedy decoding, exact match / ROUGE |
+| image_classification | pixel values from the image processor, cross-entropy | argmax of the logits: accuracy |
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from .. import metrics
+from ..config import eval_splits
+from . import image, lm
+from .models import load_image_processor, special_ids
+
+
+class EvalSet(Dataset):
+    """One eval split's features, with `score(model, loader, accelerator, suffix) -> metrics`."""
+
+    def __init__(self, features: list[dict], score):
+        self.features, self.score = features, score
+
+    def __len__(self):
+        return len(self.features)
+
+    def __getitem__(self, i):
+        return self.features[i]
+
+
+def make_loaders(cfg, data):
+    """(train loader, {split: (eval loader, metric suffix)}) for the task's kind."""
+    from ..models import load_tokenizer
+
+    task, t = cfg.task, cfg.train
+    max_length = cfg.model.max_length
+    generator = torch.Generator().manual_seed(cfg.seed)
+    if task.kind == "image_classification":
+        processor = load_image_processor(cfg.model)
+        collate = functools.partial(image.collate, processor=processor)
+        train = image.features(data.train)
+        evals = {s: EvalSet(image.features(df), functools.partial(_score_labels, task=task))
+                 for s, df in data.evals.items()}
+        return _loaders(train, evals, collate, collate, t, generator, task)
+    tokenizer = load_tokenizer(cfg.model)
+    pad = special_ids(tokenizer)["pad"]
+    train_collate = functools.partial(lm.collate, pad_id=pad)
+    if task.kind == "seq2seq":
+        train = lm.seq2seq_features(data.train, tokenizer, max_length)
+        evals = {s: EvalSet(lm.seq2seq_features(df, tokenizer, max_length, with_labels=False),
+                            functools.partial(_score_generated, task=task, tokenizer=tokenizer,
+                                              refs=list(df["target"]), decoder_only=False))
+                 for s, df in data.evals.items()}
+        return _loaders(train, evals, train_collate, train_collate, t, generator, task)
+    if task.kind == "multiple_choice":  # trains on the correct choice as the answer
+        data.train = data.train.assign(target=[c[i] for c, i in zip(data.train["choices"], data.train["label"])])
+        evals = {s: EvalSet(lm.choice_features(df, tokenizer, task.target_delimiter, max_length),
+                            functools.partial(_score_choices, task=task, labels=np.asarray(df["label"])))
+                 for s, df in data.evals.items()}
+        eval_collate = train_collate
+    else:  # generation
+        evals = {s: EvalSet(lm.prompt_features(df, tokenizer, max_length),
+                            functools.partial(_score_generated, task=task, tokenizer=tokenizer,
+                                              refs=list(df["target"]), decoder_only=True))
+                 for s, df in data.evals.items()}
+        eval_collate = functools.partial(lm.collate, pad_id=pad, left=True)  # generation continues the right end
+    train = lm.causal_features(data.train, tokenizer, task.target_delimiter, max_length)
+    return _loaders(train, evals, train_collate, eval_collate, t, generator, task)
+
+
+def _loaders(train, evals, train_collate, eval_collate, t, generator, task):
+    from ..train import EpochShuffle
+
+    # the same per-epoch shuffle as classification, so a resumed run replays the same order
+    train_loader = DataLoader(train, batch_size=t.batch_size, sampler=EpochShuffle(len(train), generator.initial_seed()),
+                              collate_fn=train_collate, generator=generator)
+    suffixes = eval_splits(task)
+    eval_loaders = {s: (DataLoader(ds, batch_size=t.eval_batch_size, shuffle=False, collate_fn=eval_collate),
+                        suffixes[s]) for s, ds in evals.items()}
+    return train_loader, eval_loaders
+
+
+@torch.no_grad()
+def evaluate(model, eval_loaders: dict, task, accelerator) -> dict:
+    """Every eval split scored its kind's way; predictions gathered across processes without duplicates."""
+    model.eval()
+    out = {}
+    for loader, suffix in eval_loaders.values():
+        out.update(loader.dataset.score(model, loader, accelerator, suffix))
+    model.train()
+    return out
+
+
+def _score_labels(model, loader, accelerator, suffix, task):
+    preds, refs = [], []
+    for batch in loader:
+        labels = batch.pop("labels")
+        pred, labels = accelerator.gather_for_metrics((model(**batch).logits.argmax(-1), labels))
+        preds.append(pred.cpu())
+        refs.append(labels.cpu())
+    return metrics.compute(task.metrics, torch.cat(preds).numpy(), torch.cat(refs).numpy(), suffix)
+
+
+def _score_generated(model, loader, accelerator, suffix, task, tokenizer, refs, decoder_only):
+    pad = special_ids(tokenizer)["pad"]
+    unwrapped = accelerator.unwrap_model(model)
+    texts: dict[int, str] = {}
+    for batch in loader:
+        new = lm.generate(unwrapped, batch, tokenizer, task.max_new_tokens, decoder_only)
+        new = accelerator.pad_across_processes(new, dim=1, pad_index=pad)
+        new, index = accelerator.gather_for_metrics((new, batch["index"]))
+        texts.update(zip(index.tolist(), lm.decode(tokenizer, new.cpu(), list(task.stop))))
+    preds = lm.answers([texts[i] for i in range(len(refs))], task.extract)
+    golds = lm.answers(refs, task.extract)
+    return {m + suffix: metrics.METRICS.get(m)(preds, golds) for m in task.metrics}
+
+
+def _score_choices(model, loader, accelerator, suffix, task, labels):
+    rows = []
+    for batch in loader:
+        score = lm.continuation_logprobs(model, batch)
+        rows.append(torch.stack(accelerator.gather_for_metrics(
+            (batch["example"].double(), batch["choice"].double(), score.double(), batch["chars"].double())), 1).cpu())
+    table = torch.cat(rows).numpy()
+    n = len(labels)
+    width = int(table[:, 1].max()) + 1
+    total = np.full((n, width), -np.inf)
+    per_char = np.full((n, width), -np.inf)
+    example, choice = table[:, 0].astype(int), table[:, 1].astype(int)
+    total[example, choice] = table[:, 2]
+    per_char[example, choice] = table[:, 2] / table[:, 3]
+    preds = {"accuracy": total.argmax(1), "accuracy_norm": per_char.argmax(1)}
+    return {m + suffix: metrics.METRICS.get(m)(preds[m], labels) for m in task.metrics}

@@ -1,0 +1,65 @@
+"""Small local data in the hub datasets' own layouts, for the example task files (conf/task/gsm8k.yaml,
+boolq, piqa, samsum, cifar10) to run offline on tiny models."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+# Each run: a few steps of a 2-layer model, tiny batches, CPU.
+QUICK = ["hardware=cpu", "train.max_steps=3", "train.log_every=1", "train.batch_size=4", "train.eval_batch_size=4",
+         "train.save_trainable=false"]
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def gsm8k(folder: Path, n: int = 12) -> Path:
+    rows = [{"question": f"Tom has {i} apples and buys {i + 2} more. How many apples does he have?",
+             "answer": f"He has {i} + {i + 2} = {2 * i + 2} apples.\n#### {2 * i + 2}"} for i in range(n)]
+    write_jsonl(folder / "train.jsonl", rows)
+    write_jsonl(folder / "test.jsonl", rows[:6])
+    return folder
+
+
+def boolq(folder: Path, n: int = 12) -> Path:
+    rows = [{"question": f"is {i} an even number", "passage": f"{i} is a whole number.", "answer": i % 2 == 0}
+            for i in range(n)]
+    write_jsonl(folder / "train.jsonl", rows)
+    write_jsonl(folder / "validation.jsonl", rows[:6])
+    return folder
+
+
+def piqa(folder: Path, n: int = 12) -> Path:
+    rows = [{"goal": f"dry a wet cup number {i}", "sol1": "use a towel", "sol2": "put it in the sea for an hour",
+             "label": i % 2} for i in range(n)]
+    write_jsonl(folder / "train.jsonl", rows)
+    write_jsonl(folder / "validation.jsonl", rows[:6])
+    return folder
+
+
+def samsum(folder: Path, n: int = 12) -> Path:
+    rows = [{"id": str(i), "dialogue": f"Anna: are we meeting at {i}?\nBen: yes, see you then",
+             "summary": f"Anna and Ben meet at {i}."} for i in range(n)]
+    write_jsonl(folder / "train.jsonl", rows)
+    write_jsonl(folder / "validation.jsonl", rows[:6])
+    return folder
+
+
+def cifar10(folder: Path, n: int = 20) -> Path:
+    """Images as small PNG and .npy files (16x16, resized by the processor), labels as ids and names."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(n):
+        pixels = rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)
+        name = f"img{i}.png" if i % 2 else f"img{i}.npy"
+        Image.fromarray(pixels).save(folder / name) if i % 2 else np.save(folder / name, pixels)
+        rows.append({"img": name, "label": i % 10 if i % 3 else "cat"})
+    write_jsonl(folder / "train.jsonl", rows)
+    write_jsonl(folder / "test.jsonl", rows[:10])
+    return folder
