@@ -70,7 +70,7 @@ def _regression_scores(cpu: bool) -> dict:
         k: torch.tensor([f[k] + [0] * (max(len(b["input_ids"]) for b in batch) - len(f[k])) for f in batch])
         if k != "labels" else torch.tensor([f[k] for f in batch]) for k in batch[0]})
     loader = make_loader(features, pad, batch_size=16, shuffle=False, seed=0)
-    task = SimpleNamespace(label_names=[], metrics=["pearson", "spearmanr"])
+    task = SimpleNamespace(kind="classification", label_names=[], metrics=["pearson", "spearmanr"])
     model, loader = accelerator.prepare(model, loader)  # each process gets its share of the batches
     return evaluate(model, {"validation": (loader, "")}, task, accelerator)
 
