@@ -10,13 +10,16 @@ class UserError(Exception):
     """A mistake in the user's input (config, data, command line), with a message that says the fix."""
 
 
+def did_you_mean(value: object, choices: Iterable[str]) -> str:
+    """`" Did you mean 'lora'?"` for the closest choice, or "" when none is close."""
+    close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" Did you mean '{close[0]}'?" if close else ""
+
+
 def unknown_name(kind: str, value: object, choices: Iterable[str], hint: str = "") -> UserError:
     """`Unknown method 'loraa'. Did you mean 'lora'? Available: bitfit, full, head, lora.`"""
     choices = sorted(choices)
-    close = difflib.get_close_matches(str(value), choices, n=1, cutoff=0.6)
-    parts = [f"Unknown {kind} '{value}'."]
-    if close:
-        parts.append(f"Did you mean '{close[0]}'?")
+    parts = [f"Unknown {kind} '{value}'.{did_you_mean(value, choices)}"]
     parts.append(f"Available: {', '.join(choices)}.")
     if hint:
         parts.append(hint)

@@ -20,12 +20,11 @@ and a template naming a column the data lacks fails when the data loads, naming 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import string
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import UserError, unknown_name
+from ..errors import UserError, did_you_mean, unknown_name
 
 TEXT_METRICS = ("exact_match", "rouge1", "rouge2", "rougel")
 
@@ -131,9 +130,7 @@ def check_task_file(path: str | Path) -> list[str]:
     for key in data or {}:
         if key in valid or key == "defaults" or str(key).startswith("_"):
             continue
-        close = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.6)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
-        problems.append(f"{path}: unknown task field '{key}'.{hint} Valid fields: {', '.join(valid)}.")
+        problems.append(f"{path}: unknown task field '{key}'.{did_you_mean(key, valid)} Valid fields: {', '.join(valid)}.")
     return problems
 
 
@@ -142,10 +139,8 @@ def fill(template: str, row: dict, task: str, origin: str) -> str:
         return template.format(**row)
     except KeyError as exc:
         column = exc.args[0]
-        close = difflib.get_close_matches(str(column), list(map(str, row)), n=1, cutoff=0.6)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
         raise UserError(f"task '{task}', {origin}: the template uses column '{column}', which the data does not "
-                        f"have.{hint} Columns there: {', '.join(map(str, row))}.") from None
+                        f"have.{did_you_mean(column, row)} Columns there: {', '.join(map(str, row))}.") from None
 
 
 def normalise(task, df, origin: str):
