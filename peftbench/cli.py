@@ -106,6 +106,25 @@ def _hint(group: str, choice: str, conf_dir: Path) -> str:
     return f"Add your own as conf/{group}/<name>.yaml (or a folder passed with --config-dir)."
 
 
+LAUNCHER_PLUGINS = {"slurm": "hydra_submitit_launcher", "slurm_cpu": "hydra_submitit_launcher",
+                    "local": "hydra_joblib_launcher", "submitit_slurm": "hydra_submitit_launcher",
+                    "submitit_local": "hydra_submitit_launcher", "joblib": "hydra_joblib_launcher"}
+
+
+def check_launcher_installed(overrides: list[str]) -> None:
+    """`hydra/launcher=slurm` without its Hydra plugin: say which extra to install, not Hydra's
+    'Could not find hydra/launcher/submitit_slurm'."""
+    import importlib.util
+
+    for arg in overrides:
+        key, _, value = arg.partition("=")
+        plugin = LAUNCHER_PLUGINS.get(value) if key.lstrip("+~") == "hydra/launcher" else None
+        if plugin and importlib.util.find_spec(f"hydra_plugins.{plugin}") is None:
+            raise UserError(f"hydra/launcher={value} needs the Hydra plugin {plugin.replace('_', '-')}, which is "
+                            "not installed: pip install 'peftbench[cluster]' (or pip install -e '.[cluster]' "
+                            "in a checkout).")
+
+
 def run_command(args: list[str]) -> int:
     import hydra
 
@@ -114,6 +133,7 @@ def run_command(args: list[str]) -> int:
 
     multirun = any(a in ("-m", "--multirun") for a in args)
     overrides = check_group_choices([a for a in args if a != "--force"], multirun)
+    check_launcher_installed(overrides)
     if "--force" in args:
         overrides.append("force=true")
     if multirun:  # the sweep's ledger, where every job (local, joblib or SLURM) says how it ended

@@ -58,3 +58,15 @@ def test_cli_user_error_has_no_traceback(tmp_path):
     assert out.returncode == 2
     assert "method.r=0: must be >= 1 (the rank" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_a_launcher_without_its_plugin_names_the_extra_to_install(monkeypatch, capsys):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name.startswith("hydra_plugins.") else real(name, *a))
+    assert main(["run", "-m", "hydra/launcher=slurm", "model=tiny"]) == 2
+    err = capsys.readouterr().err
+    assert "hydra/launcher=slurm needs the Hydra plugin hydra-submitit-launcher" in err
+    assert "pip install 'peftbench[cluster]'" in err
