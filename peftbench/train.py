@@ -151,7 +151,11 @@ def fit(model, train_loader, eval_loaders: dict, cfg, accelerator, best_metric: 
         return stack
 
     timer.start()
-    start, paused, trained_before = time.perf_counter(), result.eval_seconds, result.train_seconds
+    start, eval_before, trained_before, samples_before = time.perf_counter(), result.eval_seconds, result.train_seconds, samples
+    checkpointing = 0.0  # seconds spent saving checkpoints in this process: not training time
+
+    def trained() -> float:  # training seconds so far, this run's earlier processes included
+        return trained_before + time.perf_counter() - start - (result.eval_seconds - eval_before) - checkpointing
     epoch, skip = divmod(result.batches, len(train_loader))
     if rng is not None:
         set_rng_state(rng)  # nothing draws from the global RNG between here and the next forward pass
@@ -166,8 +170,9 @@ def fit(model, train_loader, eval_loaders: dict, cfg, accelerator, best_metric: 
         for batch in batches:
             with accelerator.accumulate(model):
                 loss = model(**batch).loss
-                if not torch.isfinite(loss):
-                    raise NonFiniteLoss(f"loss is {loss.item()} at step {result.steps + 1}: lower train.lr, "
+                value = loss.detach().float().item()  # the one host sync of the step
+                if not math.isfinite(value):
+                    raise NonFiniteLoss(f"loss is {value} at step {result.steps + 1}: lower train.lr, "
                                         "check the labels, or use hardware.mixed_precision=no.")
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and t.max_grad_norm > 0:
@@ -181,7 +186,7 @@ def fit(model, train_loader, eval_loaders: dict, cfg, accelerator, best_metric: 
             n, real = batch["labels"].shape[0], int(mask.sum()) if mask is not None else 0
             samples, tokens = samples + n, tokens + real
             timer.add_batch(n, real, mask.numel() if mask is not None else 0)
-            window.append(loss.detach().float().item())
+            window.append(value)
             if not accelerator.sync_gradients:
                 continue
             scheduler.step()
@@ -198,25 +203,25 @@ def fit(model, train_loader, eval_loaders: dict, cfg, accelerator, best_metric: 
                 lr = scheduler.get_last_lr()[0]
                 bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.1e}", refresh=False)
                 if not show_bar and accelerator.is_main_process:
-                    rate = samples / max(time.perf_counter() - start - (result.eval_seconds - paused), 1e-9)
+                    rate = (samples - samples_before) / max(trained() - trained_before, 1e-9)
                     log.info("step %d/%d  loss %.4f  lr %.2e  %.1f samples/s", step, total, mean_loss, lr, rate)
             bar.update(1)
             if step == total or (t.eval_every and step % t.eval_every == 0):
                 with pause():
                     _eval_and_track(model, eval_loaders, cfg, accelerator, result, best_metric)
             if run_dir is not None and t.checkpoint_every and step % t.checkpoint_every == 0 and step < total:
+                result.train_seconds = trained()
                 began = time.perf_counter()
-                result.train_seconds = trained_before + began - start - (result.eval_seconds - paused)
                 with pause():
                     _checkpoint(run_dir, config_hash, model, optimizer, scheduler, accelerator, result,
                                 {"window": window, "samples": samples, "tokens": tokens})
-                paused += time.perf_counter() - began  # checkpoint time is not training time
+                checkpointing += time.perf_counter() - began
             if step >= total:
                 break
         epoch, skip = epoch + 1, 0
     bar.close()
     timer.stop()
-    result.train_seconds = trained_before + time.perf_counter() - start - (result.eval_seconds - paused)
+    result.train_seconds = trained()
     counts = accelerator.reduce(torch.tensor([samples, tokens, timer.samples, timer.tokens, timer.padded_tokens],
                                              device=accelerator.device), reduction="sum")
     result.samples, result.tokens, *window_counts = (int(x) for x in counts.tolist())

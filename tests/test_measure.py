@@ -76,3 +76,24 @@ def test_peak_rss_leaves_out_paused_stretches():
     # the allocator may keep the pages, but no sample was taken while they were in use
     assert out["peak_rss_mb"] < out["rss_before_train_mb"] + 48
     assert out["device"] == "cpu" and out["cuda_max_allocated_mb"] is None
+
+
+def test_checkpoint_time_is_not_training_time(tmp_path, monkeypatch):
+    # Each checkpoint "takes" 100 s on a shifted clock; the tiny run itself trains in about a second.
+    import time
+
+    from conftest import TINY, make_cfg
+    from peftbench import train
+    from peftbench.runner import run
+
+    shift, real_clock, real_checkpoint = [0.0], time.perf_counter, train._checkpoint
+
+    def slow_checkpoint(*args, **kwargs):
+        real_checkpoint(*args, **kwargs)
+        shift[0] += 100.0
+
+    monkeypatch.setattr(train.time, "perf_counter", lambda: real_clock() + shift[0])
+    monkeypatch.setattr(train, "_checkpoint", slow_checkpoint)
+    record = run(make_cfg(*TINY, "train.max_steps=8", "train.checkpoint_every=2"), tmp_path)
+    assert shift[0] == 300.0  # checkpoints at steps 2, 4, 6 (none at the last step)
+    assert 0 < record["timing"]["train_s"] < 100
