@@ -51,10 +51,11 @@ class EpochShuffle(torch.utils.data.Sampler):
         return self.n
 
 
-def make_loader(features, tokenizer, batch_size: int, shuffle: bool, seed: int) -> DataLoader:
-    """Batches padded to their longest example (dynamic padding)."""
-    def collate(batch):
-        return tokenizer.pad(batch, return_tensors="pt")
+def make_loader(features, tokenizer, batch_size: int, shuffle: bool, seed: int, collate=None) -> DataLoader:
+    """Batches padded to their longest example by the tokenizer (dynamic padding), or made by `collate`."""
+    if collate is None:
+        def collate(batch):
+            return tokenizer.pad(batch, return_tensors="pt")
 
     sampler = EpochShuffle(len(features), seed) if shuffle else None
     # Its own generator: starting an iteration draws a seed from it, not from the global RNG, so the
@@ -89,23 +90,32 @@ def evaluate(model, eval_loaders: dict, task, accelerator) -> dict:
 
         return evaluate_kind(model, eval_loaders, task, accelerator)
     model.eval()
-    regression = not task.label_names
     out = {}
     for loader, suffix in eval_loaders.values():
-        preds, refs = [], []
-        for batch in loader:
-            labels = batch.pop("labels")
-            logits = model(**batch).logits
-            pred = logits.squeeze(-1).float() if regression else logits.argmax(-1)
-            pred, labels = accelerator.gather_for_metrics((pred, labels))
-            preds.append(pred.cpu())
-            refs.append(labels.cpu())
-        if sum(len(r) for r in refs) != len(loader.dataset):  # the gather must be exact
-            raise RuntimeError(f"evaluation gathered {sum(len(r) for r in refs)} predictions for "
-                               f"{len(loader.dataset)} examples")
-        out.update(metrics.compute(task.metrics, torch.cat(preds).numpy(), torch.cat(refs).numpy(), suffix))
+        out.update(score_labels(model, loader, accelerator, suffix, task))
     model.train()
     return out
+
+
+def score_labels(model, loader, accelerator, suffix: str, task) -> dict:
+    """Classification (argmax) or regression (the single logit) metrics of one eval split."""
+    regression = not task.label_names
+    preds, refs = [], []
+    for batch in loader:
+        labels = batch.pop("labels")
+        logits = model(**batch).logits
+        pred = logits.squeeze(-1).float() if regression else logits.argmax(-1)
+        pred, labels = accelerator.gather_for_metrics((pred, labels))
+        preds.append(pred.cpu())
+        refs.append(labels.cpu())
+    check_gathered(sum(len(r) for r in refs), len(loader.dataset))
+    return metrics.compute(task.metrics, torch.cat(preds).numpy(), torch.cat(refs).numpy(), suffix)
+
+
+def check_gathered(gathered: int, expected: int) -> None:
+    """Every process's predictions, each example exactly once: a wrong count would bias the metric."""
+    if gathered != expected:
+        raise RuntimeError(f"evaluation gathered {gathered} predictions for {expected} examples")
 
 
 def fit(model, train_loader, eval_loaders: dict, cfg, accelerator, best_metric: str, run_dir=None,

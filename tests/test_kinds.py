@@ -182,3 +182,16 @@ def test_generation_learns_a_fixed_answer_and_exact_match_sees_it(tmp_path):
                   "task.max_new_tokens=12")
     assert record["loss_history"][-1][1] < 0.1
     assert record["metrics"]["exact_match"] == 1.0
+
+
+def test_evaluating_during_training_does_not_change_what_is_trained(tmp_path):
+    # Eval loaders have their own generators: an evaluation draws nothing from the RNG dropout uses.
+    from safetensors.torch import load_file
+
+    data = taskdata.piqa(tmp_path / "piqa")
+    common = ["model=tiny-gpt2", "task=piqa", f"task.data_dir={data}", "train.max_steps=4", "method=full",
+              "train.save_trainable=true"]
+    _run(tmp_path / "end", *common, "train.eval_every=0")
+    _run(tmp_path / "often", *common, "train.eval_every=1")
+    end, often = (load_file(tmp_path / d / "run" / "trainable.safetensors") for d in ("end", "often"))
+    assert end.keys() == often.keys() and all(torch.equal(end[k], often[k]) for k in end)

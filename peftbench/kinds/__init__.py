@@ -20,10 +20,11 @@ import functools
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from .. import metrics
 from ..config import eval_splits
+from ..train import check_gathered, score_labels
 from . import image, lm
 from .models import load_image_processor, special_ids
 
@@ -47,14 +48,13 @@ def make_loaders(cfg, data):
 
     task, t = cfg.task, cfg.train
     max_length = cfg.model.max_length
-    generator = torch.Generator().manual_seed(cfg.seed)
     if task.kind == "image_classification":
         processor = load_image_processor(cfg.model)
         collate = functools.partial(image.collate, processor=processor)
         train = image.features(data.train)
-        evals = {s: EvalSet(image.features(df), functools.partial(_score_labels, task=task))
+        evals = {s: EvalSet(image.features(df), functools.partial(score_labels, task=task))
                  for s, df in data.evals.items()}
-        return _loaders(train, evals, collate, collate, t, generator, task)
+        return _loaders(train, evals, collate, collate, t, cfg.seed, task)
     tokenizer = load_tokenizer(cfg.model)
     pad = special_ids(tokenizer)["pad"]
     train_collate = functools.partial(lm.collate, pad_id=pad)
@@ -64,7 +64,7 @@ def make_loaders(cfg, data):
                             functools.partial(_score_generated, task=task, tokenizer=tokenizer,
                                               refs=list(df["target"]), decoder_only=False))
                  for s, df in data.evals.items()}
-        return _loaders(train, evals, train_collate, train_collate, t, generator, task)
+        return _loaders(train, evals, train_collate, train_collate, t, cfg.seed, task)
     if task.kind == "multiple_choice":  # trains on the correct choice as the answer
         data.train = data.train.assign(target=[c[i] for c, i in zip(data.train["choices"], data.train["label"])])
         evals = {s: EvalSet(lm.choice_features(df, tokenizer, task.target_delimiter, max_length),
@@ -78,19 +78,18 @@ def make_loaders(cfg, data):
                  for s, df in data.evals.items()}
         eval_collate = functools.partial(lm.collate, pad_id=pad, left=True)  # generation continues the right end
     train = lm.causal_features(data.train, tokenizer, task.target_delimiter, max_length)
-    return _loaders(train, evals, train_collate, eval_collate, t, generator, task)
+    return _loaders(train, evals, train_collate, eval_collate, t, cfg.seed, task)
 
 
-def _loaders(train, evals, train_collate, eval_collate, t, generator, task):
-    from ..train import EpochShuffle
+def _loaders(train, evals, train_collate, eval_collate, t, seed, task):
+    """Classification's loaders (per-epoch shuffle, own generators: a resumed run replays the same
+    order, and evaluation draws nothing from the RNG that dropout uses) with the kind's collate."""
+    from ..train import make_loader
 
-    # the same per-epoch shuffle as classification, so a resumed run replays the same order
-    train_loader = DataLoader(train, batch_size=t.batch_size, sampler=EpochShuffle(len(train), generator.initial_seed()),
-                              collate_fn=train_collate, generator=generator)
     suffixes = eval_splits(task)
-    eval_loaders = {s: (DataLoader(ds, batch_size=t.eval_batch_size, shuffle=False, collate_fn=eval_collate),
-                        suffixes[s]) for s, ds in evals.items()}
-    return train_loader, eval_loaders
+    eval_loaders = {s: (make_loader(ds, None, t.eval_batch_size, False, seed, collate=eval_collate), suffixes[s])
+                    for s, ds in evals.items()}
+    return make_loader(train, None, t.batch_size, True, seed, collate=train_collate), eval_loaders
 
 
 @torch.no_grad()
@@ -104,16 +103,6 @@ def evaluate(model, eval_loaders: dict, task, accelerator) -> dict:
     return out
 
 
-def _score_labels(model, loader, accelerator, suffix, task):
-    preds, refs = [], []
-    for batch in loader:
-        labels = batch.pop("labels")
-        pred, labels = accelerator.gather_for_metrics((model(**batch).logits.argmax(-1), labels))
-        preds.append(pred.cpu())
-        refs.append(labels.cpu())
-    return metrics.compute(task.metrics, torch.cat(preds).numpy(), torch.cat(refs).numpy(), suffix)
-
-
 def _score_generated(model, loader, accelerator, suffix, task, tokenizer, refs, decoder_only):
     pad = special_ids(tokenizer)["pad"]
     unwrapped = accelerator.unwrap_model(model)
@@ -123,6 +112,7 @@ def _score_generated(model, loader, accelerator, suffix, task, tokenizer, refs, 
         new = accelerator.pad_across_processes(new, dim=1, pad_index=pad)
         new, index = accelerator.gather_for_metrics((new, batch["index"]))
         texts.update(zip(index.tolist(), lm.decode(tokenizer, new.cpu(), list(task.stop))))
+    check_gathered(len(texts), len(refs))
     preds = lm.answers([texts[i] for i in range(len(refs))], task.extract)
     golds = lm.answers(refs, task.extract)
     return {m + suffix: metrics.METRICS.get(m)(preds, golds) for m in task.metrics}
@@ -135,6 +125,7 @@ def _score_choices(model, loader, accelerator, suffix, task, labels):
         rows.append(torch.stack(accelerator.gather_for_metrics(
             (batch["example"].double(), batch["choice"].double(), score.double(), batch["chars"].double())), 1).cpu())
     table = torch.cat(rows).numpy()
+    check_gathered(len(table), len(loader.dataset))  # one row per (example, choice)
     n = len(labels)
     width = int(table[:, 1].max()) + 1
     total = np.full((n, width), -np.inf)
