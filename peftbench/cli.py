@@ -210,6 +210,10 @@ def _export_slurm_tasks() -> bool:
     return env.rank == 0
 
 
+def _per_s(value, unit: str, decimals: int) -> str:
+    return f"{value:.{decimals}f} {unit}/s" if value is not None else f"no {unit}/s"
+
+
 def summary(record: dict) -> str:
     p, mem, tp, tm = record["params"], record["memory"], record["throughput"], record["timing"]
     scores = "  ".join(f"{k} {v:.4f}" for k, v in record["metrics"].items())
@@ -224,8 +228,8 @@ def summary(record: dict) -> str:
         f"  params:     {p['trainable']:,} trainable of {p['base_total']:,} ({p['trainable_pct']:.4f}%; "
         f"method {p['method']:,}, head {p['head']:,})",
         f"  memory:     peak RSS {mem['peak_rss_mb']:.0f} MB during training{added} on {mem['device']}{cuda}",
-        f"  throughput: {tp['train_samples_per_s']:.1f} samples/s, {tp['train_tokens_per_s']:.0f} tokens/s "
-        f"({tp['steps']} steps)",
+        f"  throughput: {_per_s(tp['train_samples_per_s'], 'samples', 1)}, "
+        f"{_per_s(tp['train_tokens_per_s'], 'tokens', 0)} ({tp['steps']} steps)",
         f"  time:       train {tm['train_s']:.1f} s, eval {tm['eval_s']:.1f} s, total {tm['total_s']:.1f} s",
         f"  run file:   {Path(record['run_dir']) / 'run.json'}",
     ])

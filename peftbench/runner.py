@@ -140,7 +140,9 @@ def throughput(result) -> dict:
     def rate(n):
         return round(n / seconds, 3) if seconds else None
 
-    return {"train_samples_per_s": rate(m["samples"]), "train_tokens_per_s": rate(m["tokens"]),
+    # images have no tokens: no tokens/s rather than 0
+    return {"train_samples_per_s": rate(m["samples"]),
+            "train_tokens_per_s": rate(m["tokens"]) if m.get("padded_tokens") else None,
             "train_s_per_step": round(seconds / m["steps"], 6) if m["steps"] else None,
             "train_samples": result.samples, "train_tokens": result.tokens, "steps": result.steps,
             "window": {k: round(v, 6) if isinstance(v, float) else v for k, v in m.items()},
@@ -199,6 +201,7 @@ def _execute(cfg: DictConfig, record: dict) -> None:
         from .kinds import make_loaders
 
         train_loader, eval_loaders = make_loaders(cfg, data)
+        cache = {s: "none" for s in (task.train_split, *data.evals)}  # these kinds tokenise in every run
     else:
         train_loader = make_loader(features(task.train_split, data.train), tokenizer, t.batch_size, shuffle=True,
                                    seed=cfg.seed)

@@ -293,7 +293,8 @@ def _eval_and_track(model, eval_loaders, cfg, accelerator, result: FitResult, be
     scores = evaluate(model, eval_loaders, cfg.task, accelerator)
     result.eval_seconds += time.perf_counter() - started
     result.eval_runs += 1
-    result.eval_examples += sum(len(loader.dataset) for loader, _ in eval_loaders.values())
+    result.eval_examples += sum(getattr(loader.dataset, "examples", len(loader.dataset))
+                                for loader, _ in eval_loaders.values())
     result.metrics = scores
     result.eval_history.append({"step": result.steps, **scores})
     log.info("eval at step %d: %s", result.steps, "  ".join(f"{k} {v:.4f}" for k, v in scores.items()))

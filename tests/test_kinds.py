@@ -111,6 +111,9 @@ def test_multiple_choice_end_to_end(tmp_path):
     data = taskdata.piqa(tmp_path / "piqa")
     record = _run(tmp_path, "model=tiny-gpt2", "task=piqa", f"task.data_dir={data}")
     assert set(record["metrics"]) == {"accuracy", "accuracy_norm"} and record["main_metric"] == "accuracy_norm"
+    # eval speed counts examples, not (example, choice) sequences: one evaluation of the test split
+    scored = record["throughput"]["eval_samples_per_s"] * record["throughput"]["eval_s_per_eval"]
+    assert scored == pytest.approx(sum(record["data"]["eval_examples"].values()), rel=0.05)
     data = taskdata.boolq(tmp_path / "boolq")  # fixed choices, labels true/false mapped by label_names
     record = _run(tmp_path / "b", "model=tiny-gpt2", "task=boolq", f"task.data_dir={data}")
     assert record["metrics"]["accuracy"] in {i / 6 for i in range(7)}
@@ -128,6 +131,8 @@ def test_image_classification_end_to_end(tmp_path):
     assert record["main_metric"] == "accuracy" and record["metrics"]["accuracy"] in {i / 10 for i in range(11)}
     assert record["params"]["head"] == 32 * 10 + 10  # the new classifier trains beside LoRA
     assert record["throughput"]["train_samples"] == 3 * 4
+    assert record["throughput"]["train_tokens_per_s"] is None  # images have no tokens
+    assert set(record["data"]["tokenized"]["cache"].values()) == {"none"}  # only classification is cached
 
 
 def test_image_processor_resizes_and_normalises(tmp_path):

@@ -30,10 +30,12 @@ from .models import load_image_processor, special_ids
 
 
 class EvalSet(Dataset):
-    """One eval split's features, with `score(model, loader, accelerator, suffix) -> metrics`."""
+    """One eval split's features, with `score(model, loader, accelerator, suffix) -> metrics`;
+    `examples`: how many examples they score (multiple choice has one feature per choice)."""
 
-    def __init__(self, features: list[dict], score):
+    def __init__(self, features: list[dict], score, examples: int | None = None):
         self.features, self.score = features, score
+        self.examples = len(features) if examples is None else examples
 
     def __len__(self):
         return len(self.features)
@@ -68,7 +70,7 @@ def make_loaders(cfg, data):
     if task.kind == "multiple_choice":  # trains on the correct choice as the answer
         data.train = data.train.assign(target=[c[i] for c, i in zip(data.train["choices"], data.train["label"])])
         evals = {s: EvalSet(lm.choice_features(df, tokenizer, task.target_delimiter, max_length),
-                            functools.partial(_score_choices, task=task, labels=np.asarray(df["label"])))
+                            functools.partial(_score_choices, task=task, labels=np.asarray(df["label"])), len(df))
                  for s, df in data.evals.items()}
         eval_collate = train_collate
     else:  # generation
