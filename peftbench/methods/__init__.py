@@ -77,11 +77,11 @@ METHODS = Registry("method")
 
 
 def head_names(model) -> set[str]:
-    """Parameters outside the backbone (`model.base_model_prefix`): the task head, e.g. `classifier.*`."""
-    if model.get_output_embeddings() is not None:  # a language model: its LM head is pretrained, not a task head
-        return set()
-    prefix = model.base_model_prefix + "."
-    return {n for n, _ in model.named_parameters() if not n.startswith(prefix)}
+    """Parameter names of the task head (`params.head_modules`), e.g. `classifier.*`."""
+    from ..params import head_modules
+
+    head = head_modules(model)
+    return {n for n, _ in model.named_parameters() if n.split(".")[0] in head}
 
 
 def train_only(model, keep: Callable[[str], bool]):
