@@ -42,6 +42,14 @@ def write_atomic(path: str | Path, record: dict) -> Path:
     return path
 
 
+def read(path: str | Path) -> dict | None:
+    """A run file's record, or None when it is missing or unreadable (e.g. another job is writing it)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def find_run_files(paths) -> list[Path]:
     """Every run.json under the given folders (or the files themselves), sorted."""
     found = set()

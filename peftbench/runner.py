@@ -10,7 +10,6 @@ checkpoint. With `hardware.num_processes` > 1 it starts that many processes (pef
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import shutil
 import signal
@@ -83,9 +82,8 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict:
 def _keep_other_config_run_file(run_dir: Path, key: str) -> None:
     """A run dir reused by another config (a group file changed): keep its old run file as run.<hash>.json."""
     path = run_dir / runfile.FILE_NAME
-    try:
-        old = json.loads(path.read_text())
-    except (OSError, ValueError):
+    old = runfile.read(path)
+    if old is None:
         return
     if old.get("status") == "ok" and old.get("config_hash") not in (key, None):
         path.rename(run_dir / f"run.{old['config_hash']}.json")

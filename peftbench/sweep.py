@@ -46,9 +46,8 @@ def find_ok_run(results_dir: str | Path, key: str, first: Path | None = None) ->
     """The run file of an `ok` run with this config hash under results_dir (`first` is looked at first)."""
     candidates = [first] if first is not None and first.is_file() else []
     for path in candidates + runfile.find_run_files([results_dir]):
-        try:
-            record = json.loads(path.read_text())
-        except (OSError, ValueError):
+        record = runfile.read(path)
+        if record is None:
             continue  # a file being written by another job, or not a run file
         if record.get("status") == "ok" and record.get("config_hash") == key:
             return path
