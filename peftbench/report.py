@@ -117,6 +117,18 @@ def peak_memory_mb(run: dict) -> float:
     return mem["peak_rss_mb"]
 
 
+def shared_process_note(ok: list[dict]) -> list[str]:
+    """CPU runs that trained after other runs in the same process (a multirun with Hydra's basic
+    launcher): the allocator keeps memory from the earlier runs, so their RSS figures understate."""
+    shared = [r for r in ok if (r.get("memory") or {}).get("cuda_max_allocated_mb") is None
+              and (r.get("memory") or {}).get("runs_before_in_process")]
+    if not shared:
+        return []
+    return [f"{len(shared)} CPU run{'s' * (len(shared) > 1)} trained after other runs in the same process: "
+            "their memory figures include what earlier runs left allocated and are not comparable; "
+            "for memory, run one process per run (separate commands, hydra/launcher=local or slurm)."]
+
+
 def human_count(n: float) -> str:
     """74498 -> 74.5K, 294912 -> 294.9K, 1.2e8 -> 120.0M."""
     for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
@@ -235,6 +247,7 @@ def scores_table(ok: list[dict], keys: list[str], args) -> Table:
     if shown & {"memory", "throughput"}:
         notes.append("peak mem: CUDA max allocated on GPU; on CPU peak RSS during training minus RSS before it; samples/s: training; "
                      "means over the row's runs.")
+        notes += shared_process_note(ok)
     table.notes = notes
     return table
 
@@ -255,7 +268,8 @@ def cost_table(ok: list[dict], keys: list[str], baseline: str) -> Table:
                Column("throughput_ratio", f"speed ÷ {baseline}", decimals=2, better=""),
                Column("train_s", "train time (s)", decimals=1, better="min"),
                Column("train_s_ratio", f"time ÷ {baseline}", decimals=2, better="")]
-    notes = [f"Means over each row's runs; ratios divide by the `{baseline}` row of the same model."]
+    notes = [f"Means over each row's runs; ratios divide by the `{baseline}` row of the same model.",
+             *shared_process_note(ok)]
     if not any("memory_ratio" in cells for cells in rows.values()):
         notes.append(f"No `{baseline}` runs: ratios left out (--baseline picks another method).")
     return Table(keys, columns, list(rows.items()), notes)

@@ -50,6 +50,9 @@ class Stopped(BaseException):
     """SIGTERM arrived (`kill`, a scheduler stopping the job): end the run, saying so in the run file."""
 
 
+_TRAINED_IN_THIS_PROCESS = [0]  # runs that trained before this one in this Python process
+
+
 def run(cfg: DictConfig, run_dir: str | Path) -> dict:
     run_dir = Path(run_dir)
     if launch.needs_processes(cfg):
@@ -209,16 +212,22 @@ def _execute(cfg: DictConfig, record: dict) -> None:
     main_key = task.main_metric + next(iter(suffixes.values()))  # the first eval split's main metric
     best_metric = t.metric_for_best or main_key
 
-    with PeakMemory(accelerator.device) as memory:
-        result = fit(model, train_loader, eval_loaders, cfg, accelerator, best_metric,
-                     run_dir=record["run_dir"], config_hash=record["config_hash"], memory=memory)
+    runs_before = _TRAINED_IN_THIS_PROCESS[0]
+    try:
+        with PeakMemory(accelerator.device) as memory:
+            result = fit(model, train_loader, eval_loaders, cfg, accelerator, best_metric,
+                         run_dir=record["run_dir"], config_hash=record["config_hash"], memory=memory)
+    finally:
+        _TRAINED_IN_THIS_PROCESS[0] += 1
     setup = {"device": str(accelerator.device), "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
              "mixed_precision": hw.mixed_precision, "batch_size": t.batch_size, "grad_accum": t.grad_accum,
              "max_length": cfg.model.max_length, "num_processes": accelerator.num_processes}
     record.update(resumed_from=result.resumed_from,
         metrics=result.metrics, main_metric=main_key, main_score=result.metrics[main_key],
         best=result.best, eval_history=result.eval_history, loss_history=result.loss_history,
-        memory={**memory.result(), **setup, "measured": "peak during training, evaluation and checkpoints excluded"},
+        memory={**memory.result(), **setup, "measured": "peak during training, evaluation and checkpoints excluded",
+                # > 0: RSS figures include memory the allocator kept from earlier runs (a basic-launcher multirun)
+                "runs_before_in_process": runs_before},
         throughput={**throughput(result), **setup},
     )
     record["timing"].update(train_s=round(result.train_seconds, 3), eval_s=round(result.eval_seconds, 3))

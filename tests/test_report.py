@@ -9,6 +9,7 @@ Fixture (hand-computed, scores x 100): three methods on MRPC (acc, F1), MNLI (ac
   no RTE cell, no avg.
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -212,3 +213,16 @@ def test_cpu_memory_is_what_training_added_to_the_process():
     assert peak_memory_mb({"memory": cpu}) == 593.0
     assert peak_memory_mb({"memory": {**cpu, "rss_before_train_mb": None}}) == 1122.0  # older run files
     assert peak_memory_mb({"memory": {**cpu, "device": "cuda:0", "cuda_max_allocated_mb": 310.5}}) == 310.5
+
+
+def test_cpu_runs_that_shared_a_process_are_flagged(tmp_path, capsys):
+    fake_run(tmp_path, "lora", "glue/rte", 1, {"accuracy": .7})
+    fake_run(tmp_path, "full", "glue/rte", 1, {"accuracy": .8})
+    assert "trained after other runs in the same process" not in report(capsys, str(tmp_path))
+    path = tmp_path / "roberta-base_lora_glue-rte_s1" / "run.json"
+    record = json.loads(path.read_text())
+    record["memory"]["runs_before_in_process"] = 1
+    path.write_text(json.dumps(record))
+    for table in ("scores", "cost"):
+        out = report(capsys, str(tmp_path), "--table", table)
+        assert "1 CPU run trained after other runs in the same process" in out

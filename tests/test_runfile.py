@@ -68,3 +68,12 @@ def test_find_run_files_recurses(tmp_path):
     (tmp_path / "b" / "other.json").write_text("{}")
     assert [p.relative_to(tmp_path).as_posix() for p in runfile.find_run_files([tmp_path])] == \
         ["a/run.json", "b/c/run.json"]
+
+
+def test_runs_in_one_process_are_counted_for_the_memory_figures(tmp_path):
+    from conftest import TINY, make_cfg
+    from peftbench.runner import run
+
+    first = run(make_cfg(*TINY), tmp_path / "a")
+    second = run(make_cfg(*TINY, "seed=2"), tmp_path / "b")
+    assert second["memory"]["runs_before_in_process"] == first["memory"]["runs_before_in_process"] + 1
