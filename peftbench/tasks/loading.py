@@ -108,17 +108,21 @@ def _normalise(task: DictConfig, df: pd.DataFrame, origin: str) -> pd.DataFrame:
     if task.kind != "classification":  # prompts, targets, choices, images (tasks/spec.py)
         return normalise(task, df, origin)
     fields = list(task.text_fields)
-    missing = [c for c in fields + [task.label_field] if c not in df.columns]
-    if missing:
-        raise UserError(f"task '{task.name}', {origin}: missing column(s) {', '.join(missing)}. "
-                        f"Columns there: {', '.join(map(str, df.columns))}. "
-                        "Map a file column with task.column_aliases='{file_column: field}'.")
+    require_columns(task, df, fields + [task.label_field], origin)
     out = df[fields].astype(str)
     if task.label_names:
         out["label"] = _label_ids(df[task.label_field], list(task.label_names), task.name, origin)
     else:
         out["label"] = _floats(df[task.label_field], task.name, origin)
     return out.reset_index(drop=True)
+
+
+def require_columns(task: DictConfig, df: pd.DataFrame, needed: list[str], origin: str) -> None:
+    missing = [c for c in needed if c not in df.columns]
+    if missing:
+        raise UserError(f"task '{task.name}', {origin}: missing column(s) {', '.join(missing)}. "
+                        f"Columns there: {', '.join(map(str, df.columns))}. "
+                        "Map a file column with task.column_aliases='{file_column: field}'.")
 
 
 def _label_ids(values: pd.Series, names: list[str], task: str, origin: str) -> list[int]:

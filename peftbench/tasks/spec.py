@@ -148,18 +148,14 @@ def normalise(task, df, origin: str):
     `prompt`, `choices`, `label`; image classification `image`, `label`."""
     import pandas as pd
 
-    from .loading import _label_ids
+    from .loading import _label_ids, require_columns
 
     needed = [task.label_field] if task.kind in ("multiple_choice", "image_classification") else []
     needed += [task.target_field] if task.kind in ("generation", "seq2seq") else []
     needed += list(task.choice_fields or []) + ([task.choices_field] if task.choices_field else [])
     needed += [task.image_field] if task.kind == "image_classification" else []
     needed += list(task.text_fields) if task.template is None and task.kind != "image_classification" else []
-    missing = [c for c in needed if c not in df.columns]
-    if missing:
-        raise UserError(f"task '{task.name}', {origin}: missing column(s) {', '.join(missing)}. "
-                        f"Columns there: {', '.join(map(str, df.columns))}. "
-                        "Map a file column with task.column_aliases='{file_column: field}'.")
+    require_columns(task, df, needed, origin)
     out = pd.DataFrame(index=df.index)
     rows = df.to_dict("records")
     if task.kind == "image_classification":
