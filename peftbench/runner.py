@@ -201,8 +201,7 @@ def _execute(cfg: DictConfig, record: dict) -> None:
     if task.kind != "classification":  # generation, multiple choice, seq2seq, images: peftbench/kinds
         from .kinds import make_loaders
 
-        train_loader, eval_loaders = make_loaders(cfg, data)
-        cache = {s: "none" for s in (task.train_split, *data.evals)}  # these kinds tokenise in every run
+        train_loader, eval_loaders, cache = make_loaders(cfg, data)
     else:
         train_loader = make_loader(features(task.train_split, data.train), tokenizer, t.batch_size, shuffle=True,
                                    seed=cfg.seed)

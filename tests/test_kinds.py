@@ -200,3 +200,23 @@ def test_evaluating_during_training_does_not_change_what_is_trained(tmp_path):
     _run(tmp_path / "often", *common, "train.eval_every=1")
     end, often = (load_file(tmp_path / d / "run" / "trainable.safetensors") for d in ("end", "often"))
     assert end.keys() == often.keys() and all(torch.equal(end[k], often[k]) for k in end)
+
+
+@pytest.mark.parametrize("model, task, make, extra", [
+    ("tiny-gpt2", "gsm8k", taskdata.gsm8k, ["task.max_new_tokens=6"]), ("tiny-gpt2", "piqa", taskdata.piqa, []),
+    ("tiny-t5", "samsum", taskdata.samsum, ["task.max_new_tokens=6"])])
+def test_token_features_are_cached_like_classification(tmp_path, model, task, make, extra):
+    from peftbench.tasks import tokenized
+
+    data = make(tmp_path / task)
+    common = [f"model={model}", f"task={task}", f"task.data_dir={data}", f"cache_dir={tmp_path / 'cache'}", *extra]
+    tokenized.clear_memory()
+    first = _run(tmp_path / "first", *common)
+    second = _run(tmp_path / "second", *common)
+    tokenized.clear_memory()  # as another process of the sweep would
+    third = _run(tmp_path / "third", *common)
+    assert set(first["data"]["tokenized"]["cache"].values()) == {"miss"}
+    assert set(second["data"]["tokenized"]["cache"].values()) == {"memory"}
+    assert set(third["data"]["tokenized"]["cache"].values()) == {"disk"}
+    assert first["loss_history"] == second["loss_history"] == third["loss_history"]
+    assert first["metrics"] == second["metrics"] == third["metrics"]

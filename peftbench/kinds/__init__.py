@@ -45,8 +45,11 @@ class EvalSet(Dataset):
 
 
 def make_loaders(cfg, data):
-    """(train loader, {split: (eval loader, metric suffix)}) for the task's kind."""
+    """(train loader, {split: (eval loader, metric suffix)}, {split: where its features came from})
+    for the task's kind. Token features are cached like classification's (tasks/tokenized.py):
+    `memory`, `disk` or `miss`; images are read in each batch (`none`)."""
     from ..models import load_tokenizer
+    from ..tasks.tokenized import cached, recipe_key
 
     task, t = cfg.task, cfg.train
     max_length = cfg.model.max_length
@@ -56,31 +59,40 @@ def make_loaders(cfg, data):
         train = image.features(data.train)
         evals = {s: EvalSet(image.features(df), functools.partial(score_labels, task=task))
                  for s, df in data.evals.items()}
-        return _loaders(train, evals, collate, collate, t, cfg.seed, task)
+        return (*_loaders(train, evals, collate, collate, t, cfg.seed, task),
+                {s: "none" for s in (task.train_split, *data.evals)})
     tokenizer = load_tokenizer(cfg.model)
     pad = special_ids(tokenizer)["pad"]
     train_collate = functools.partial(lm.collate, pad_id=pad)
+    cache = {}
+
+    def features(split, df, build, *args, **kwargs):  # build(df, tokenizer, *args, **kwargs), cached
+        recipe = {"kind": task.kind, "features": build.__name__, "args": args, "kwargs": kwargs}
+        out, cache[split] = cached(recipe_key(recipe, df, tokenizer), cfg.cache_dir,
+                                   lambda: build(df, tokenizer, *args, **kwargs))
+        return out
+
     if task.kind == "seq2seq":
-        train = lm.seq2seq_features(data.train, tokenizer, max_length)
-        evals = {s: EvalSet(lm.seq2seq_features(df, tokenizer, max_length, with_labels=False),
+        train = features(task.train_split, data.train, lm.seq2seq_features, max_length)
+        evals = {s: EvalSet(features(s, df, lm.seq2seq_features, max_length, with_labels=False),
                             functools.partial(_score_generated, task=task, tokenizer=tokenizer,
                                               refs=list(df["target"]), decoder_only=False))
                  for s, df in data.evals.items()}
-        return _loaders(train, evals, train_collate, train_collate, t, cfg.seed, task)
+        return (*_loaders(train, evals, train_collate, train_collate, t, cfg.seed, task), cache)
     if task.kind == "multiple_choice":  # trains on the correct choice as the answer
         data.train = data.train.assign(target=[c[i] for c, i in zip(data.train["choices"], data.train["label"])])
-        evals = {s: EvalSet(lm.choice_features(df, tokenizer, task.target_delimiter, max_length),
+        evals = {s: EvalSet(features(s, df, lm.choice_features, task.target_delimiter, max_length),
                             functools.partial(_score_choices, task=task, labels=np.asarray(df["label"])), len(df))
                  for s, df in data.evals.items()}
         eval_collate = train_collate
     else:  # generation
-        evals = {s: EvalSet(lm.prompt_features(df, tokenizer, max_length),
+        evals = {s: EvalSet(features(s, df, lm.prompt_features, max_length),
                             functools.partial(_score_generated, task=task, tokenizer=tokenizer,
                                               refs=list(df["target"]), decoder_only=True))
                  for s, df in data.evals.items()}
         eval_collate = functools.partial(lm.collate, pad_id=pad, left=True)  # generation continues the right end
-    train = lm.causal_features(data.train, tokenizer, task.target_delimiter, max_length)
-    return _loaders(train, evals, train_collate, eval_collate, t, cfg.seed, task)
+    train = features(task.train_split, data.train, lm.causal_features, task.target_delimiter, max_length)
+    return (*_loaders(train, evals, train_collate, eval_collate, t, cfg.seed, task), cache)
 
 
 def _loaders(train, evals, train_collate, eval_collate, t, seed, task):

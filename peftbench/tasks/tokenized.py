@@ -4,6 +4,8 @@
 dataset of unpadded examples, as `tokenizer.pad` takes them) and where it came from: `memory` (an
 earlier run in this process), `disk` (`<cache_dir>/tokenized/<key>.npz`, written by any earlier run,
 e.g. another job of a joblib or SLURM sweep), or `miss` (tokenised now, then stored in both).
+`cached(recipe_key(recipe, df, tokenizer), cache_dir, build)` does the same for any features built
+from a frame (the other task kinds: peftbench/kinds), `recipe` saying how they are built.
 
 The key hashes what the tokens depend on: the data itself (every text field and label of the loaded
 split, so edited files, another generator argument or another subsample are new keys, while a touched
@@ -24,58 +26,80 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-ENCODING_VERSION = 1  # bump when the encoding below changes, to invalidate every cached split
+ENCODING_VERSION = 2  # bump when the encoding below changes, to invalidate every cached split
 MEMORY_ENTRIES = 8  # splits kept in this process (a GLUE sweep: 8 tasks x train/eval fit in a few)
 _MEMORY: OrderedDict[str, "TokenizedSplit"] = OrderedDict()
 
 
 class TokenizedSplit:
-    """Examples as `{input_ids: [...], attention_mask: [...], ..., labels: x}`, stored as one flat
-    int32 array plus offsets per field (compact in memory and on disk)."""
+    """Examples as dicts of token lists and integers (`{input_ids: [...], attention_mask: [...],
+    labels: x}` for classification; prompts, answers and choice indices for the other kinds), stored
+    as one flat int32 array plus offsets per list field and one array per integer field (compact in
+    memory and on disk)."""
 
     def __init__(self, arrays: dict[str, np.ndarray]):
         self.arrays = arrays
         self.fields = [str(k) for k in arrays["fields"]]
-        self._labels = arrays["labels"]
+        self.scalars = [str(k) for k in arrays["scalars"]]
+        self._n = int(arrays["n"])
 
     @classmethod
-    def from_encoding(cls, enc: dict[str, list[list[int]]], labels: list) -> "TokenizedSplit":
-        arrays = {"fields": np.array(list(enc)), "labels": np.asarray(labels)}
-        for name, rows in enc.items():
+    def from_features(cls, features: list[dict]) -> "TokenizedSplit":
+        names = list(features[0]) if features else []
+        ragged = [k for k in names if isinstance(features[0][k], list)]
+        scalars = [k for k in names if k not in ragged]
+        arrays = {"fields": np.array(ragged, dtype=str), "scalars": np.array(scalars, dtype=str),
+                  "n": np.array(len(features))}
+        for name in ragged:
+            rows = [f[name] for f in features]
             lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
             arrays[f"{name}.offsets"] = np.concatenate([[0], np.cumsum(lengths)])
             arrays[f"{name}.values"] = np.fromiter((x for r in rows for x in r), dtype=np.int32,
                                                    count=int(lengths.sum()))
+        for name in scalars:
+            arrays[f"{name}.scalar"] = np.asarray([f[name] for f in features])
         return cls(arrays)
 
     def __len__(self) -> int:
-        return len(self._labels)
+        return self._n
 
     def __getitem__(self, i: int) -> dict:
         out = {}
         for name in self.fields:
             offsets = self.arrays[f"{name}.offsets"]
             out[name] = self.arrays[f"{name}.values"][offsets[i]:offsets[i + 1]].tolist()
-        out["labels"] = self._labels[i].item()
+        for name in self.scalars:
+            out[name] = self.arrays[f"{name}.scalar"][i].item()
         return out
 
 
 def encode(df: pd.DataFrame, tokenizer, text_fields, max_length: int) -> TokenizedSplit:
     """Tokenise a frame (one or two text fields + `label`), unpadded, truncated to `max_length`."""
     texts = [df[f].tolist() for f in text_fields]
-    enc = tokenizer(*texts, truncation=True, max_length=max_length)
-    return TokenizedSplit.from_encoding(dict(enc), df["label"].tolist())
+    enc = dict(tokenizer(*texts, truncation=True, max_length=max_length))
+    labels = df["label"].tolist()
+    return TokenizedSplit.from_features([{**{k: v[i] for k, v in enc.items()}, "labels": labels[i]}
+                                         for i in range(len(labels))])
 
 
 def cache_key(df: pd.DataFrame, tokenizer, text_fields, max_length: int) -> str:
+    """The key of a classification split (see `recipe_key`)."""
+    return recipe_key({"text_fields": list(text_fields), "max_length": max_length,
+                       "label_dtype": str(df["label"].dtype)}, df[[*text_fields, "label"]], tokenizer)
+
+
+def recipe_key(recipe: dict, df: pd.DataFrame, tokenizer) -> str:
+    """Hash of how the features are made (`recipe`), the frame they are made from and the tokenizer."""
     import tokenizers
     import transformers
 
     h = hashlib.sha256()
-    h.update(json.dumps([ENCODING_VERSION, list(text_fields), max_length, str(df["label"].dtype),
-                         transformers.__version__, tokenizers.__version__]).encode())
+    h.update(json.dumps([ENCODING_VERSION, recipe, transformers.__version__, tokenizers.__version__],
+                        sort_keys=True, default=str).encode())
     h.update(tokenizer_fingerprint(tokenizer).encode())
-    h.update(pd.util.hash_pandas_object(df[[*text_fields, "label"]], index=False).to_numpy().tobytes())
+    lists = [c for c in df.columns if df[c].map(lambda v: isinstance(v, (list, tuple, np.ndarray))).any()]
+    frame = df.assign(**{c: df[c].map(lambda v: json.dumps(list(v), default=str)) for c in lists})
+    h.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
     return h.hexdigest()[:24]
 
 
@@ -95,7 +119,12 @@ def tokenizer_fingerprint(tokenizer) -> str:
 def tokenize(df: pd.DataFrame, tokenizer, text_fields, max_length: int,
              cache_dir: str | Path | None) -> tuple[TokenizedSplit, str]:
     """(split, 'memory' | 'disk' | 'miss'); `cache_dir` None keeps only the in-process cache."""
-    key = cache_key(df, tokenizer, text_fields, max_length)
+    return cached(cache_key(df, tokenizer, text_fields, max_length), cache_dir,
+                  lambda: encode(df, tokenizer, text_fields, max_length))
+
+
+def cached(key: str, cache_dir: str | Path | None, build) -> tuple[TokenizedSplit, str]:
+    """The split stored under `key` (memory, then disk), or `build()`'s features, then stored in both."""
     if key in _MEMORY:
         _MEMORY.move_to_end(key)
         return _MEMORY[key], "memory"
@@ -108,7 +137,8 @@ def tokenize(df: pd.DataFrame, tokenizer, text_fields, max_length: int,
         except (OSError, ValueError, KeyError):  # a damaged file: tokenise again and replace it
             split = None
     if split is None:
-        split = encode(df, tokenizer, text_fields, max_length)
+        built = build()
+        split = built if isinstance(built, TokenizedSplit) else TokenizedSplit.from_features(built)
         if path is not None:
             _save(path, split)
     _MEMORY[key] = split
