@@ -4,7 +4,7 @@
     python scripts/bench.py --quick    # the tiny model, a minute: a smoke test (tests/test_bench.py)
     python scripts/bench.py --only overhead,startup
 
-1. overhead  a hand-written PyTorch loop vs `peftbench.runner.run` on the same model x method x data x
+1. overhead  a hand-written PyTorch loop vs `peftbench.run.runner.run` on the same model x method x data x
              batch x steps, alternating in one process; seconds per step after the same warm-up.
 2. parity    LoRA, IA3, prefix tuning applied with `peft` + the plain loop vs through peftbench:
              trainable count, per-step loss under one seed, throughput ratio.
@@ -125,7 +125,7 @@ def plain_loop(model, loader, cfg, steps: int, warmup: int) -> tuple[float, list
 
 
 def peftbench_run(overrides: list[str], run_dir: Path) -> dict:
-    from peftbench.runner import run
+    from peftbench.run.runner import run
 
     return run(compose(*overrides), run_dir)
 
@@ -142,7 +142,7 @@ def worker(overrides: list[str]) -> dict:
 # --- 1. overhead ----------------------------------------------------------------------------------
 
 def overhead(args) -> None:
-    from peftbench.params import build_counted
+    from peftbench.methods.counting import build_counted
 
     steps, rounds = args.steps, args.rounds
     overrides = base_overrides(args, steps) + ["method=lora"]

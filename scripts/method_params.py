@@ -20,7 +20,7 @@ def main(models: list[str]) -> None:
 
     from peftbench.errors import UserError
     from peftbench.methods import METHODS
-    from peftbench.params import build_offline
+    from peftbench.methods.counting import build_offline
 
     warnings.filterwarnings("ignore")
     print("| method | " + " | ".join(f"{m}: method params (head)" for m in models) + " |")

@@ -25,7 +25,7 @@ def make_cfg(*overrides):
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """One LoRA run on the tiny model, shared by the tests that only read its run file."""
-    from peftbench.runner import run
+    from peftbench.run.runner import run
 
     run_dir = tmp_path_factory.mktemp("tiny_run")
     return run(make_cfg(*TINY), run_dir), run_dir

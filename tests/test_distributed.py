@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import TINY, make_cfg
-from peftbench.runner import run
+from peftbench.run.runner import run
 
 SAME_DATA = [*TINY, "method=full", "train.lr=1e-3", "train.max_steps=6", "train.eval_batch_size=16",
              "task.generator_args.n_eval=101", "+model.arch.hidden_dropout_prob=0",

@@ -7,7 +7,7 @@ import pytest
 from conftest import TINY, make_cfg
 from peftbench.cli import main
 from peftbench.errors import UserError
-from peftbench.runner import run
+from peftbench.run.runner import run
 
 
 def test_unknown_method_names_value_suggestion_and_choices(capsys):

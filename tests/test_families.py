@@ -7,7 +7,7 @@ import torch
 from conftest import make_cfg
 from peftbench.errors import UserError
 from peftbench.methods import METHODS
-from peftbench.params import build_counted
+from peftbench.methods.counting import build_counted
 from test_method_invariants import TINY_KNOBS
 
 FAMILIES = ["tiny-gpt2", "tiny-llama", "tiny-t5"]

@@ -8,10 +8,10 @@ import torch
 
 from conftest import make_cfg
 from peftbench.errors import UserError
-from peftbench.kinds import lm
+from peftbench.train.kinds import lm
 from peftbench.methods.peft_methods import task_type_of
 from peftbench.models import load_tokenizer
-from peftbench.params import build_counted
+from peftbench.methods.counting import build_counted
 from test_method_invariants import TINY_KNOBS
 
 KINDS = {"tiny-gpt2": "gsm8k", "tiny-llama": "gsm8k", "tiny-t5": "samsum", "tiny-vit": "cifar10"}

@@ -13,9 +13,9 @@ import torch
 
 import taskdata
 from conftest import make_cfg
-from peftbench.kinds import lm
+from peftbench.train.kinds import lm
 from peftbench.models import load_model, load_tokenizer
-from peftbench.runner import run
+from peftbench.run.runner import run
 
 # MiniLM's tokenizer (borrowed by the tiny models): these ids are what it gives.
 PROMPT = "Question: what is 2+2?\nAnswer:"
@@ -138,8 +138,8 @@ def test_image_classification_end_to_end(tmp_path):
 def test_image_processor_resizes_and_normalises(tmp_path):
     import numpy as np
 
-    from peftbench.kinds import image
-    from peftbench.kinds.models import load_image_processor
+    from peftbench.train.kinds import image
+    from peftbench.models import load_image_processor
 
     processor = load_image_processor(make_cfg("model=tiny-vit").model)
     white = np.full((16, 16, 3), 255, dtype=np.uint8)

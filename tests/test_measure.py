@@ -2,7 +2,7 @@
 
 import torch
 
-from peftbench.measure import PeakMemory, StepTimer, effective_warmup
+from peftbench.train.measure import PeakMemory, StepTimer, effective_warmup
 
 
 class FakeClock:
@@ -83,8 +83,8 @@ def test_checkpoint_time_is_not_training_time(tmp_path, monkeypatch):
     import time
 
     from conftest import TINY, make_cfg
-    from peftbench import train
-    from peftbench.runner import run
+    from peftbench.train import loop as train
+    from peftbench.run.runner import run
 
     shift, real_clock, real_checkpoint = [0.0], time.perf_counter, train._checkpoint
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from conftest import make_cfg
-from peftbench.checkpoint import load_trainable, save_trainable
+from peftbench.train.checkpoint import load_trainable, save_trainable
 from peftbench.methods import METHODS
-from peftbench.params import build_counted
+from peftbench.methods.counting import build_counted
 
 # Knobs that fit a d=32 model (the YAML defaults are sized for base models: d=768).
 TINY_KNOBS = {

@@ -6,7 +6,7 @@ from omegaconf import OmegaConf
 from conftest import make_cfg
 from peftbench.methods import METHODS
 from peftbench.models import load_model
-from peftbench.params import count_params
+from peftbench.methods.counting import count_params
 
 D, LAYERS, INTER, LABELS = 32, 2, 64, 2
 HEAD = D * LABELS + LABELS  # classifier weight + bias

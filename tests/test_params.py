@@ -10,7 +10,7 @@ import pytest
 
 from conftest import make_cfg
 from peftbench.cli import main
-from peftbench.params import build_offline
+from peftbench.methods.counting import build_offline
 
 
 def counts(model, method, *knobs, labels=2):

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from peftbench.cli import main
-from peftbench.plots import pareto_front
+from peftbench.report.plots import pareto_front
 from peftbench.runfile import write_atomic
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -207,7 +207,7 @@ def test_latex_table_compiles(runs_dir, capsys, tmp_path):
 
 
 def test_cpu_memory_is_what_training_added_to_the_process():
-    from peftbench.report import peak_memory_mb
+    from peftbench.report.runs import peak_memory_mb
 
     cpu = {"device": "cpu", "peak_rss_mb": 1122.0, "rss_before_train_mb": 529.0, "cuda_max_allocated_mb": None}
     assert peak_memory_mb({"memory": cpu}) == 593.0

@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import TINY, make_cfg
-from peftbench.runner import run
+from peftbench.run.runner import run
 
 LONG = [*TINY, "train.max_steps=60", "train.checkpoint_every=10", "train.log_every=5", "train.eval_every=20"]
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _start_and_kill(run_dir: Path, sig: int) -> int:
     """Start the run in a subprocess, wait for its first checkpoint, send `sig`; returns the exit code."""
-    code = ("import sys; from peftbench.runner import run; sys.path.insert(0, 'tests'); "
+    code = ("import sys; from peftbench.run.runner import run; sys.path.insert(0, 'tests'); "
             "from conftest import make_cfg; run(make_cfg(*sys.argv[2:]), sys.argv[1])")
     proc = subprocess.Popen([sys.executable, "-c", code, str(run_dir), *LONG], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

@@ -72,7 +72,7 @@ def test_find_run_files_recurses(tmp_path):
 
 def test_runs_in_one_process_are_counted_for_the_memory_figures(tmp_path):
     from conftest import TINY, make_cfg
-    from peftbench.runner import run
+    from peftbench.run.runner import run
 
     first = run(make_cfg(*TINY), tmp_path / "a")
     second = run(make_cfg(*TINY, "seed=2"), tmp_path / "b")

@@ -59,7 +59,7 @@ def test_a_failing_job_writes_a_failed_run_file_and_the_sweep_goes_on(tmp_path, 
 
 
 def test_task_folder_expands_in_a_multirun(capsys):
-    from peftbench.cli import check_group_choices
+    from peftbench.config import check_group_choices
 
     expanded = check_group_choices(["task=glue,demo", "seed=1,2"], multirun=True)
     assert expanded[0] == "task=" + ",".join(f"glue/{t}" for t in

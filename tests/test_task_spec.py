@@ -9,9 +9,9 @@ from peftbench.config import CONF_DIR, check_config, group_options
 from peftbench.errors import UserError
 from peftbench.methods import METHODS
 from peftbench.metrics import METRICS
-from peftbench.params import build_counted
+from peftbench.methods.counting import build_counted
 from peftbench.tasks import load_task
-from peftbench.tasks.spec import check_task_file
+from peftbench.config import check_task_file
 
 EXAMPLES = {  # task -> (kind, hub id, a model of the right type)
     "gsm8k": ("generation", "openai/gsm8k", "tiny-gpt2"),
@@ -123,11 +123,11 @@ def test_a_model_of_the_wrong_type_for_the_kind_is_refused(model, task, needs):
 
 
 def test_cli_names_a_misspelt_task_field(monkeypatch, tmp_path):
-    from peftbench import cli
+    from peftbench.config import check_group_choices
 
     (tmp_path / "task").mkdir()
     (tmp_path / "task" / "mine.yaml").write_text("name: mine\nkindd: generation\n")
-    monkeypatch.setattr("peftbench.config.CONF_DIR", tmp_path)
-    monkeypatch.setattr("peftbench.config.group_options", lambda group: ["mine"])
+    monkeypatch.setattr("peftbench.config.choices.CONF_DIR", tmp_path)
+    monkeypatch.setattr("peftbench.config.choices.group_options", lambda group: ["mine"])
     with pytest.raises(UserError, match="unknown task field 'kindd'. Did you mean 'kind'?"):
-        cli.check_group_choices(["task=mine"])
+        check_group_choices(["task=mine"])

@@ -3,7 +3,7 @@
 import pytest
 
 from peftbench.metrics import METRICS
-from peftbench.textmetrics import extract_number, lcs_length, normalize, rouge_l, rouge_n, tokens
+from peftbench.metrics.text import extract_number, lcs_length, normalize, rouge_l, rouge_n, tokens
 
 
 def test_tokens_lowercase_and_split_on_anything_not_alphanumeric():

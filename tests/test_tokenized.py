@@ -7,7 +7,7 @@ import torch
 
 from conftest import TINY, make_cfg
 from peftbench.models import load_tokenizer
-from peftbench.runner import run
+from peftbench.run.runner import run
 from peftbench.tasks import tokenized
 from peftbench.train import make_loader
 

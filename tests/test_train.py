@@ -1,7 +1,7 @@
 import pytest
 
 from conftest import TINY, TINY_MODEL, make_cfg
-from peftbench.runner import run
+from peftbench.run.runner import run
 
 # A random-init model needs ~80 steps before the loss leaves ln(2); 120 steps take ~2 s here.
 LEARN = [*TINY, "method=full", "train.lr=3e-3", "train.max_steps=120", "train.log_every=10",

@@ -16,7 +16,7 @@ from typing import List
 from torch import nn
 
 from ..config import MethodConfig
-from . import METHODS, Method, block_outputs, head_names, hidden_size, replace_module, train_only
+from .base import METHODS, Method, block_outputs, head_names, hidden_size, replace_module, train_only
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "swish": nn.SiLU, "tanh": nn.Tanh}
 

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 from ..config import MethodConfig
-from . import METHODS, Method, head_names, train_only
+from .base import METHODS, Method, head_names, train_only
 
 
 @dataclass

@@ -15,7 +15,7 @@ from typing import List
 import torch
 from torch import nn
 
-from . import METHODS, Method, hidden_size
+from .base import METHODS, Method, hidden_size
 from .adapter import ACTIVATIONS, AdapterConfig, insert
 
 

@@ -1,7 +1,7 @@
 """Full fine-tuning: every parameter trains."""
 
 from ..config import MethodConfig
-from . import METHODS, Method, train_only
+from .base import METHODS, Method, train_only
 
 
 def build(model, knobs: MethodConfig, family: str):

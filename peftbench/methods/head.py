@@ -2,7 +2,7 @@
 
 from ..config import MethodConfig
 from ..errors import UserError
-from . import METHODS, Method, head_names, train_only
+from .base import METHODS, Method, head_names, train_only
 
 
 def build(model, knobs: MethodConfig, family: str):

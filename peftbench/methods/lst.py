@@ -20,7 +20,7 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 
 from ..config import MethodConfig
 from ..errors import UserError
-from . import METHODS, Method, backbone, hidden_size
+from .base import METHODS, Method, backbone, hidden_size
 
 ENCODERS = ("bert", "roberta", "xlm-roberta", "electra", "deberta-v2")
 

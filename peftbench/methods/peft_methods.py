@@ -13,7 +13,7 @@ import dataclasses
 import functools
 
 from ..errors import UserError
-from . import METHODS, Method
+from .base import METHODS, Method, head_modules
 
 # name -> peft config class; the YAML file of the same name sets the knobs.
 CLASSES = {
@@ -131,8 +131,6 @@ def task_type_of(model) -> str | None:
 
 def _build(model, kwargs: dict, class_name: str):
     import peft
-
-    from ..params import head_modules
 
     task_type = task_type_of(model)
     if task_type is None:  # image classifiers: peft's generic model; the new head trains via modules_to_save

@@ -15,7 +15,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from ..config import MethodConfig
-from . import METHODS, Method, backbone, head_names, train_only
+from .base import METHODS, Method, backbone, head_names, train_only
 
 MASKS = ("magnitude", "random")
 

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from ..config import MethodConfig
-from . import METHODS, Method, backbone, head_names, replace_module, train_only
+from .base import METHODS, Method, backbone, head_names, replace_module, train_only
 from .adapter import is_norm
 
 KINDS = ("linear", "layernorm")

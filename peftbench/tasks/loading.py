@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 
 from ..config import eval_splits
 from ..errors import UserError
-from .spec import normalise, read_data_files
+from .spec import floats, label_ids, normalise, read_data_files, require_columns
 from .synthetic import GENERATORS
 
 EXTENSIONS = (".tsv", ".csv", ".json", ".jsonl")
@@ -111,42 +111,7 @@ def _normalise(task: DictConfig, df: pd.DataFrame, origin: str) -> pd.DataFrame:
     require_columns(task, df, fields + [task.label_field], origin)
     out = df[fields].astype(str)
     if task.label_names:
-        out["label"] = _label_ids(df[task.label_field], list(task.label_names), task.name, origin)
+        out["label"] = label_ids(df[task.label_field], list(task.label_names), task.name, origin)
     else:
-        out["label"] = _floats(df[task.label_field], task.name, origin)
+        out["label"] = floats(df[task.label_field], task.name, origin)
     return out.reset_index(drop=True)
-
-
-def require_columns(task: DictConfig, df: pd.DataFrame, needed: list[str], origin: str) -> None:
-    missing = [c for c in needed if c not in df.columns]
-    if missing:
-        raise UserError(f"task '{task.name}', {origin}: missing column(s) {', '.join(missing)}. "
-                        f"Columns there: {', '.join(map(str, df.columns))}. "
-                        "Map a file column with task.column_aliases='{file_column: field}'.")
-
-
-def _label_ids(values: pd.Series, names: list[str], task: str, origin: str) -> list[int]:
-    lookup = {name: i for i, name in enumerate(names)} | {str(i): i for i in range(len(names))}
-    ids, bad = [], []
-    for row, value in enumerate(values):
-        key = str(value).strip()
-        key = key[:-2] if key.endswith(".0") else key  # 1.0 -> 1 from float columns
-        if key in lookup:
-            ids.append(lookup[key])
-        else:
-            bad.append((row, value))
-    if bad:
-        row, value = bad[0]
-        hint = " (-1 marks hidden test labels: evaluate on a labelled split)" if str(value).strip() == "-1" else ""
-        raise UserError(f"task '{task}', {origin}: label '{value}' in row {row} is not one of "
-                        f"{', '.join(names)} (or 0..{len(names) - 1}); {len(bad)} row(s) like it{hint}.")
-    return ids
-
-
-def _floats(values: pd.Series, task: str, origin: str) -> list[float]:
-    numbers = pd.to_numeric(values, errors="coerce")
-    if numbers.isna().any():
-        row = int(numbers.isna().to_numpy().nonzero()[0][0])
-        raise UserError(f"task '{task}', {origin}: label '{values.iloc[row]}' in row {row} is not a number "
-                        "(this task is a regression).")
-    return numbers.astype(float).tolist()

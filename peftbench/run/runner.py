@@ -4,13 +4,14 @@ A plain function (no Hydra inside), so tests and scripts call it with a composed
 is written when the run starts (`running`) and when it ends: `ok` with the results, `failed` with the
 error (re-raised), or `killed` (SIGTERM, Ctrl-C, a SLURM requeue). A run that dies without a word
 (SIGKILL, the OOM killer) stays `running`. Running it again in the same run dir resumes from the last
-checkpoint. With `hardware.num_processes` > 1 it starts that many processes (peftbench/launch.py).
+checkpoint. With `hardware.num_processes` > 1 it starts that many processes (run/launch.py).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import shutil
 import signal
 import threading
@@ -21,11 +22,12 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from . import launch, runfile
-from .checkpoint import CHECKPOINTS
-from .config import check_config, eval_splits, raise_problems
-from .errors import UserError
-from .params import build_counted, summarize_names
+from .. import runfile
+from . import launch
+from ..train.checkpoint import CHECKPOINTS
+from ..config import check_config, eval_splits, raise_problems
+from ..errors import UserError
+from ..methods.counting import build_counted, summarize_names
 from .sweep import config_hash
 
 log = logging.getLogger("peftbench")
@@ -56,7 +58,7 @@ _TRAINED_IN_THIS_PROCESS = [0]  # runs that trained before this one in this Pyth
 def run(cfg: DictConfig, run_dir: str | Path) -> dict:
     run_dir = Path(run_dir)
     if launch.needs_processes(cfg):
-        return launch.run_processes(cfg, run_dir)
+        return launch.run_processes(cfg, run_dir, process_entry)
     _process_state(cfg.hardware)
     record = new_record(cfg, run_dir)
     if _is_main_process():
@@ -112,6 +114,13 @@ def _sigterm_raises():
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
+def process_entry(config: dict, run_dir: str) -> None:
+    """One of the `hardware.num_processes` processes that launch.run_processes starts (a fresh interpreter)."""
+    if os.environ.get("RANK") == "0":
+        logging.basicConfig(level=logging.INFO, format="[%(asctime)s %(levelname)s] %(message)s", datefmt="%H:%M:%S")
+    run(OmegaConf.create(config), run_dir)
+
+
 def _process_state(hw):
     """accelerate's process state, made first with the device the run asks for: the first one made fixes
     the backend for the process, and one made without `cpu=True` on a machine without CUDA would make
@@ -157,13 +166,13 @@ def _execute(cfg: DictConfig, record: dict) -> None:
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
-    from .measure import PeakMemory
-    from .methods import METHODS
-    from .metrics import METRICS
-    from .models import load_tokenizer
-    from .tasks import load_task
-    from .tasks.tokenized import tokenize
-    from .train import fit, make_loader
+    from ..train.measure import PeakMemory
+    from ..methods import METHODS
+    from ..metrics import METRICS
+    from ..models import load_tokenizer
+    from ..tasks import load_task
+    from ..tasks.tokenized import tokenize
+    from ..train import fit, make_loader
 
     _, problems = check_config(cfg, METHODS.get(cfg.method.name), METRICS.names())
     raise_problems(problems)
@@ -199,7 +208,7 @@ def _execute(cfg: DictConfig, record: dict) -> None:
 
     suffixes = eval_splits(task)
     if task.kind != "classification":  # generation, multiple choice, seq2seq, images: peftbench/kinds
-        from .kinds import make_loaders
+        from ..train.kinds import make_loaders
 
         train_loader, eval_loaders, cache = make_loaders(cfg, data)
     else:
@@ -231,7 +240,7 @@ def _execute(cfg: DictConfig, record: dict) -> None:
     )
     record["timing"].update(train_s=round(result.train_seconds, 3), eval_s=round(result.eval_seconds, 3))
     if t.save_trainable and _is_main_process():
-        from .checkpoint import save_trainable
+        from ..train.checkpoint import save_trainable
 
         path = save_trainable(model, Path(record["run_dir"]) / "trainable.safetensors")
         record["artifacts"] = {"trainable_weights": path.name, "trainable_weights_bytes": path.stat().st_size}

@@ -1,4 +1,5 @@
-"""Parameter counts, as recorded in run files, printed by every run and by `peftbench params`.
+"""Parameter counts, as recorded in run files, printed by every run and by `peftbench params`
+(the command itself is in peftbench/cli.py).
 
 Papers count a method's parameters differently: the LoRA paper's "0.3M" for roberta-base is the
 adapter alone, while a trained classifier also learns its head. So counts keep the two apart:
@@ -11,16 +12,11 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+from ..errors import UserError
+from .base import METHODS, head_modules
+
 # peft wraps the model (`base_model.model.`) and copies trained heads (`modules_to_save.default`).
 _PEFT_WRAPPING = (re.compile(r"^base_model\.(model\.)?"), re.compile(r"\.(modules_to_save|original_module)(\.default)?"))
-
-
-def head_modules(model) -> tuple[str, ...]:
-    """Top-level modules outside the backbone (`model.base_model_prefix`): the task head, e.g. classifier."""
-    if model.get_output_embeddings() is not None:  # a language model: its LM head is pretrained, not a task head
-        return ()
-    return tuple(name for name, module in model.named_children()
-                 if name != model.base_model_prefix and any(True for _ in module.parameters()))
 
 
 def canonical_name(name: str) -> str:
@@ -61,9 +57,7 @@ def summarize_names(names: list[str]) -> list[str]:
 
 def build_counted(cfg, num_labels: int, weights: bool = True):
     """(model with the method applied, knobs, counts, family): the method's knobs checked first."""
-    from .errors import UserError
-    from .methods import METHODS
-    from .models import family_of, load_model
+    from ..models import family_of, load_model
 
     method = METHODS.get(cfg.method.name)
     knobs, problems = method.check(cfg.method)
@@ -84,78 +78,10 @@ def build_counted(cfg, num_labels: int, weights: bool = True):
     return model, knobs, counts
 
 
-USAGE = """usage: peftbench params [model=<m>] [method=<x>] [method.<knob>=<v> ...] [--labels N] [--names] [--json]
-
-Count total and trainable parameters of a model x method without downloading weights or training:
-the architecture is built from `model.arch` (or the checkpoint's config file) on the meta device.
-The method's own parameters and the task head are counted apart, as papers differ on the head.
-
-  --labels N   outputs of the classification head (default: the task's, e.g. 2; 1 = regression)
-  --names      list the trainable tensors, grouped over layers
-  --json       print the counts as JSON
-example: peftbench params model=roberta-base method=lora method.r=8
-"""
-
-
-def main(argv: list[str]) -> int:
-    import json
-
-    from .errors import UserError
-
-    if any(a in ("-h", "--help") for a in argv):
-        print(USAGE)
-        return 0
-    flags = {"--names": False, "--json": False}
-    labels, overrides, args = None, [], iter(argv)
-    for arg in args:
-        if arg in flags:
-            flags[arg] = True
-        elif arg == "--labels" or arg.startswith("--labels="):
-            value = arg.partition("=")[2] or next(args, "")
-            if not value.isdigit() or int(value) < 1:
-                raise UserError(f"--labels {value!r}: give a whole number >= 1 (1 = regression).")
-            labels = int(value)
-        elif arg.startswith("-"):
-            raise UserError(f"params: unknown option '{arg}'. Options: --labels N, --names, --json.")
-        else:
-            overrides.append(arg)
-    cfg = compose(overrides)
-    num_labels = labels or (len(cfg.task.label_names) if cfg.task.label_names else 1)
-    model, knobs, p = build_offline(cfg, num_labels)
-    note = getattr(model, "peftbench_cannot_train", None)
-    if flags["--json"]:
-        print(json.dumps({"model": cfg.model.name, "method": cfg.method.name, "num_labels": num_labels,
-                          "cannot_train": note, **p}, indent=2))
-        return 0
-    print(format_counts(cfg, num_labels, p, note, flags["--names"]))
-    return 0
-
-
-def compose(overrides: list[str]):
-    """The run config for these overrides, as `peftbench run` composes it (no run dir, no Hydra job)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
-    from .cli import check_group_choices
-    from .config import CONF_DIR
-    from .errors import UserError
-
-    check_group_choices(overrides)
-    try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            return hydra_compose("config", overrides=overrides)
-    except (HydraException, OmegaConfBaseException) as exc:
-        raise UserError(str(exc).strip().splitlines()[0]) from exc
-
-
 def build_offline(cfg, num_labels: int):
     """Build on the meta device (no memory, no init); a method whose set-up reads weight values
     (BOFT, PiSSA's SVD, sparse masks) falls back to a random-init build on the CPU."""
     import torch
-
-    from .errors import UserError
 
     try:
         with torch.device("meta"):

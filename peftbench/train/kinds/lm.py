@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import torch
 
-from ..textmetrics import EXTRACTORS
-from .models import special_ids
+from ...metrics import EXTRACTORS
+from ...models import special_ids
 
 IGNORE = -100
 

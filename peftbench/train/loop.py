@@ -19,12 +19,12 @@ import time
 from dataclasses import dataclass, field
 
 import torch
-from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from . import metrics
+from ..errors import UserError
+from .batches import score_labels
 from .checkpoint import set_rng_state
-from .errors import UserError
+from .kinds import evaluate as evaluate_kind
 from .measure import StepTimer, effective_warmup
 
 log = logging.getLogger("peftbench")
@@ -32,36 +32,6 @@ log = logging.getLogger("peftbench")
 
 class NonFiniteLoss(RuntimeError):
     """The loss became NaN or inf: the run stops instead of training through it."""
-
-
-class EpochShuffle(torch.utils.data.Sampler):
-    """A new order each epoch that depends only on (seed, epoch): a resumed run sees the same batches,
-    and every process of a multi-process run the same order (accelerate then gives each its share)."""
-
-    def __init__(self, n: int, seed: int):
-        self.n, self.seed, self.epoch = n, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self):
-        return iter(torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + self.epoch)).tolist())
-
-    def __len__(self) -> int:
-        return self.n
-
-
-def make_loader(features, tokenizer, batch_size: int, shuffle: bool, seed: int, collate=None) -> DataLoader:
-    """Batches padded to their longest example by the tokenizer (dynamic padding), or made by `collate`."""
-    if collate is None:
-        def collate(batch):
-            return tokenizer.pad(batch, return_tensors="pt")
-
-    sampler = EpochShuffle(len(features), seed) if shuffle else None
-    # Its own generator: starting an iteration draws a seed from it, not from the global RNG, so the
-    # global RNG (dropout) goes on the same way in a run and in a run resumed mid-epoch.
-    return DataLoader(features, batch_size=batch_size, sampler=sampler, collate_fn=collate,
-                      generator=torch.Generator().manual_seed(seed))
 
 
 @dataclass
@@ -85,9 +55,7 @@ class FitResult:
 @torch.no_grad()
 def evaluate(model, eval_loaders: dict, task, accelerator) -> dict:
     """Metrics on every eval split; predictions are gathered across processes without duplicates."""
-    if task.kind != "classification":  # generation, multiple choice, seq2seq, images: peftbench/kinds
-        from .kinds import evaluate as evaluate_kind
-
+    if task.kind != "classification":  # generation, multiple choice, seq2seq, images: train/kinds
         return evaluate_kind(model, eval_loaders, task, accelerator)
     model.eval()
     out = {}
@@ -95,27 +63,6 @@ def evaluate(model, eval_loaders: dict, task, accelerator) -> dict:
         out.update(score_labels(model, loader, accelerator, suffix, task))
     model.train()
     return out
-
-
-def score_labels(model, loader, accelerator, suffix: str, task) -> dict:
-    """Classification (argmax) or regression (the single logit) metrics of one eval split."""
-    regression = not task.label_names
-    preds, refs = [], []
-    for batch in loader:
-        labels = batch.pop("labels")
-        logits = model(**batch).logits
-        pred = logits.squeeze(-1).float() if regression else logits.argmax(-1)
-        pred, labels = accelerator.gather_for_metrics((pred, labels))
-        preds.append(pred.cpu())
-        refs.append(labels.cpu())
-    check_gathered(sum(len(r) for r in refs), len(loader.dataset))
-    return metrics.compute(task.metrics, torch.cat(preds).numpy(), torch.cat(refs).numpy(), suffix)
-
-
-def check_gathered(gathered: int, expected: int) -> None:
-    """Every process's predictions, each example exactly once: a wrong count would bias the metric."""
-    if gathered != expected:
-        raise RuntimeError(f"evaluation gathered {gathered} predictions for {expected} examples")
 
 
 def fit(model, train_loader, eval_loaders: dict, cfg, accelerator, best_metric: str, run_dir=None,

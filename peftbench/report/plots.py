@@ -6,7 +6,7 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from .report import group_rows, peak_memory_mb
+from .runs import group_rows, peak_memory_mb
 from .tables import Table
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from .metrics import METRICS
+from .registry import METRICS
 
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
 _FINAL = re.compile(r"####\s*(-?[\d,]*\.?\d+)")

@@ -1,5 +1,5 @@
 """Multi-process runs on one node: `hardware.num_processes=N` starts N processes with torch elastic
-(what `torchrun --standalone --nproc_per_node N` does) and each runs `runner.run`; accelerate sees
+(what `torchrun --standalone --nproc_per_node N` does) and each runs the entry the runner passes (`runner.process_entry`); accelerate sees
 RANK/WORLD_SIZE and wraps the model in DDP (NCCL on GPUs, gloo on CPUs). Only the main process writes
 the run file; evaluation gathers predictions from every process exactly once (`gather_for_metrics`),
 and throughput sums the samples and tokens of all processes.
@@ -18,8 +18,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from . import runfile
-from .errors import UserError
+from .. import runfile
+from ..errors import UserError
 
 log = logging.getLogger("peftbench")
 
@@ -28,7 +28,9 @@ def needs_processes(cfg: DictConfig) -> bool:
     return cfg.hardware.num_processes > 1 and "LOCAL_RANK" not in os.environ
 
 
-def run_processes(cfg: DictConfig, run_dir: Path) -> dict:
+def run_processes(cfg: DictConfig, run_dir: Path, entry) -> dict:
+    """Start `hardware.num_processes` processes, each calling `entry(config_dict, run_dir)` (a module-level
+    function, so that the spawned interpreters can import it), and return the main process's run file."""
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
@@ -38,7 +40,7 @@ def run_processes(cfg: DictConfig, run_dir: Path) -> dict:
                           monitor_interval=0.2, start_method="spawn")
     log.info("starting %d processes for %s", n, run_dir)
     try:
-        elastic_launch(config, _process)(OmegaConf.to_container(cfg, resolve=True), str(run_dir))
+        elastic_launch(config, entry)(OmegaConf.to_container(cfg, resolve=True), str(run_dir))
     except ChildFailedError as exc:
         record = _read(run_dir)
         error = (record or {}).get("error") or {}
@@ -46,15 +48,6 @@ def run_processes(cfg: DictConfig, run_dir: Path) -> dict:
             raise UserError(error["message"]) from None
         raise RuntimeError(f"{error.get('type', 'process failed')}: {error.get('message', exc)}") from None
     return _read(run_dir)
-
-
-def _process(config: dict, run_dir: str) -> None:
-    """One of the N processes (a fresh interpreter)."""
-    from .runner import run
-
-    if os.environ.get("RANK") == "0":
-        logging.basicConfig(level=logging.INFO, format="[%(asctime)s %(levelname)s] %(message)s", datefmt="%H:%M:%S")
-    run(OmegaConf.create(config), run_dir)
 
 
 def _read(run_dir: Path) -> dict | None:

@@ -1,0 +1,13 @@
+"""Configuration: the typed schema Hydra composes over (`schema`), the task kinds and task-file checks
+(`kinds`), the value checks run before a run starts (`checks`) and the group choices checked before
+Hydra composes (`choices`). The lowest layer but `errors`: it imports nothing else of peftbench."""
+
+from .checks import check_config, eval_splits, raise_problems
+from .choices import check_group_choices
+from .kinds import KINDS, check_task_file, kind_problems
+from .schema import (CONF_DIR, GROUPS, HardwareConfig, MethodConfig, ModelConfig, RunConfig, TaskConfig,
+                     TrainConfig, group_options, name_tag, register, slug)
+
+__all__ = ["CONF_DIR", "GROUPS", "KINDS", "HardwareConfig", "MethodConfig", "ModelConfig", "RunConfig", "TaskConfig",
+           "TrainConfig", "check_config", "check_group_choices", "check_task_file", "eval_splits", "group_options",
+           "kind_problems", "name_tag", "raise_problems", "register", "slug"]

@@ -1,0 +1,148 @@
+"""The report's tables, built from ok run files: scores (a column per task metric, GLUE-style avg,
+params, memory, speed), cost (vs a baseline method) and compare (B - A); rendered by `tables`."""
+
+from __future__ import annotations
+
+import statistics
+
+from ..errors import unknown_name
+from .runs import (group_rows, human_count, metric_header, official_metrics, params,
+                   peak_memory_mb, shared_process_note, spread, task_score)
+from .tables import Cell, Column, Table
+
+
+def score_columns(runs: list[dict], main_only: bool) -> list[Column]:
+    columns: dict[str, Column] = {}
+    for r in sorted(runs, key=lambda r: (r["task"], r["_path"])):
+        names = official_metrics(r)
+        for m in [r["main_metric"]] if main_only else names:
+            key = f"{r['task']}:{m}"
+            columns.setdefault(key, Column(key, metric_header(r["task"], m, names), per_seed=True))
+    return list(columns.values())
+
+
+def cost_columns() -> dict[str, Column]:
+    return {"params": Column("params", "# params", better="min"),
+            "params_pct": Column("params_pct", "params %", decimals=2, better="min"),
+            "memory": Column("memory", "peak mem (MB)", decimals=0, better="min"),
+            "throughput": Column("throughput", "samples/s", decimals=1)}
+
+
+def cost_cells(runs: list[dict]) -> dict[str, Cell]:
+    counts = sorted({params(r)[0] for r in runs})
+    pcts = sorted({params(r)[1] for r in runs})
+    text = human_count(counts[0]) if len(counts) == 1 else f"{human_count(counts[0])}–{human_count(counts[-1])}"
+    return {"params": Cell(counts[-1], text=text),
+            "params_pct": Cell(pcts[-1], text=f"{pcts[0]:.2f}" if len(pcts) == 1 else f"{pcts[0]:.2f}–{pcts[-1]:.2f}"),
+            "memory": Cell(statistics.fmean(peak_memory_mb(r) for r in runs)),
+            "throughput": Cell(statistics.fmean(r["throughput"]["train_samples_per_s"] for r in runs)),
+            "train_s": Cell(statistics.fmean(r["timing"]["train_s"] for r in runs))}
+
+
+def score_cells(runs: list[dict], columns: list[Column], tasks: list[str], ci: bool) -> dict[str, Cell]:
+    cells = {}
+    for col in columns:
+        task, metric = col.key.split(":")
+        values = [100 * r["metrics"][metric] for r in runs if r["task"] == task and metric in r["metrics"]]
+        if values:
+            cells[col.key] = Cell(statistics.fmean(values), spread(values, ci), len(values))
+    by_task = {t: [task_score(r) for r in runs if r["task"] == t] for t in tasks}
+    if all(by_task.values()):
+        cells["avg"] = Cell(100 * statistics.fmean(statistics.fmean(s) for s in by_task.values()))
+    return cells
+
+
+def mark_short(table: Table, expected: int | None) -> int:
+    """Flag seed-aggregated cells with fewer runs than `expected` (default: the most any cell has)."""
+    counts = [cells[c.key].n for _, cells in table.rows for c in table.columns if c.per_seed and c.key in cells]
+    expected = expected or max(counts, default=1)
+    for _, cells in table.rows:
+        for c in table.columns:
+            if c.per_seed and c.key in cells and cells[c.key].n < expected:
+                cells[c.key].short = True
+    return expected
+
+
+def choose_columns(columns: list[Column], spec: str | None) -> list[Column]:
+    """`--columns glue/rte,glue/mrpc:f1=MRPC F1,avg`: order, pick (a task picks all its metrics), rename."""
+    if not spec:
+        return columns
+    chosen = []
+    for item in (i.strip() for i in spec.split(",") if i.strip()):
+        key, _, header = item.partition("=")
+        matches = [c for c in columns if c.key == key or c.key.startswith(key + ":")]
+        if not matches:
+            tasks = {c.key.split(":")[0] for c in columns if ":" in c.key}
+            raise unknown_name("column", key, {c.key for c in columns} | tasks,
+                               hint="A task name picks all its metrics; rename with key=Header.")
+        chosen += [Column(c.key, header, c.decimals, c.better, c.per_seed) if header else c for c in matches]
+    return chosen
+
+
+def scores_table(ok: list[dict], keys: list[str], args) -> Table:
+    tasks = sorted({r["task"] for r in ok})
+    score_cols = score_columns(ok, args.metrics == "main")
+    for c in score_cols:
+        c.decimals = args.decimals
+    columns = [*score_cols, Column("avg", "avg", decimals=args.decimals), *cost_columns().values()]
+    rows = [(key, score_cells(runs, score_cols, tasks, args.ci) | cost_cells(runs))
+            for key, runs in group_rows(ok, keys).items()]
+    table = Table(keys, choose_columns(columns, args.columns), rows)
+    expected = mark_short(table, args.seeds)
+    shown = {c.key for c in table.columns}
+    notes = [f"Scores: metric × 100, mean ± {'95% CI' if args.ci else 'std'} over runs (seeds); n = runs."]
+    if any(c.short for _, cells in rows for c in cells.values()):
+        notes.append(f"† fewer than {expected} runs.")
+    if "avg" in shown:
+        lacking = " – where a row lacks a task." if any("avg" not in cells for _, cells in rows) else ""
+        notes.append(f"avg: mean over the {len(tasks)} task{'s' * (len(tasks) > 1)} of each task's score (the mean of its official "
+                     f"metrics, GLUE-style).{lacking}")
+    if shown & {"params", "params_pct"}:
+        notes.append("params: trainable parameters of the method (head excluded), % of the base model.")
+    if shown & {"memory", "throughput"}:
+        notes.append("peak mem: CUDA max allocated on GPU; on CPU peak RSS during training minus RSS before it; samples/s: training; "
+                     "means over the row's runs.")
+        notes += shared_process_note(ok)
+    table.notes = notes
+    return table
+
+
+def cost_table(ok: list[dict], keys: list[str], baseline: str) -> Table:
+    """Per row: trainable %, peak memory, samples/s, train time, each also as a ratio to `baseline`."""
+    rows = {key: cost_cells(runs) for key, runs in group_rows(ok, keys).items()}
+    base_at = keys.index("method") if "method" in keys else None
+    ratios = (("memory", "mem"), ("throughput", "speed"), ("train_s", "time"))
+    for key, cells in rows.items():
+        base = rows.get(key[:base_at] + (baseline,) + key[base_at + 1:]) if base_at is not None else None
+        for name, _ in ratios:
+            if base:
+                cells[f"{name}_ratio"] = Cell(cells[name].mean / base[name].mean)
+    cols = cost_columns()
+    columns = [Column("params_pct", "trainable %", decimals=2, better="min"), cols["memory"],
+               Column("memory_ratio", f"mem ÷ {baseline}", decimals=2, better=""), cols["throughput"],
+               Column("throughput_ratio", f"speed ÷ {baseline}", decimals=2, better=""),
+               Column("train_s", "train time (s)", decimals=1, better="min"),
+               Column("train_s_ratio", f"time ÷ {baseline}", decimals=2, better="")]
+    notes = [f"Means over each row's runs; ratios divide by the `{baseline}` row of the same model.",
+             *shared_process_note(ok)]
+    if not any("memory_ratio" in cells for cells in rows.values()):
+        notes.append(f"No `{baseline}` runs: ratios left out (--baseline picks another method).")
+    return Table(keys, columns, list(rows.items()), notes)
+
+
+def compare_table(a: list[dict], b: list[dict], keys: list[str], args) -> Table:
+    """Per cell: mean of B minus mean of A, for every score column and avg; '–' where one side lacks it."""
+    both = a + b
+    tasks = sorted({r["task"] for r in both})
+    columns = [*score_columns(both, args.metrics == "main"), Column("avg", "avg")]
+    for c in columns:
+        c.decimals, c.per_seed = args.decimals, False  # a difference of means: no spread, no run count
+    rows_a, rows_b = group_rows(a, keys), group_rows(b, keys)
+    rows = []
+    for key in sorted(set(rows_a) | set(rows_b)):
+        ca = score_cells(rows_a.get(key, []), columns[:-1], tasks, False)
+        cb = score_cells(rows_b.get(key, []), columns[:-1], tasks, False)
+        rows.append((key, {k: Cell(cb[k].mean - ca[k].mean) for k in ca.keys() & cb.keys()}))
+    notes = [f"B − A in points (metric × 100, means over seeds). A: {args.compare[0]}; B: {args.compare[1]}.",
+             "– where A or B has no run."]
+    return Table(keys, choose_columns(columns, args.columns), rows, notes, signed=True, highlight=False)

@@ -1,0 +1,112 @@
+"""`peftbench report [DIR ...]`: paper-style tables from run files, one row per method (per model x
+method when several models are present), one column per task metric (x 100, mean +- std over seeds).
+
+Rules (README "Reports" documents them):
+- a task's score is the mean of its official metrics (MRPC acc/F1, STS-B Pearson/Spearman, MNLI m/mm);
+- `avg` is the mean of the task scores over every task in the report, only for rows that have them all;
+- failed or unfinished runs are listed under the table with their error, never averaged in.
+
+No torch import here: reporting thousands of run files must stay fast; matplotlib only for --plots.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import UserError, unknown_name
+from .build import compare_table, cost_table, scores_table
+from .runs import ROW_KEYS, load_runs, select
+from .tables import FORMATS, RENDERERS
+
+
+def failed_lines(runs: list[dict]) -> list[str]:
+    failed = [r for r in runs if r.get("status") != "ok"]
+    if not failed:
+        return []
+    lines = [f"Failed or unfinished runs ({len(failed)}), not in the table:"]
+    for r in sorted(failed, key=lambda r: r["_path"]):
+        err = r.get("error") or {}
+        message = (err.get("message") or "").strip().splitlines()
+        lines.append(f"- {r.get('model')} / {r.get('method')} / {r.get('task')} seed {r.get('seed')}: "
+                     f"{err.get('type', r.get('status'))}: {message[0] if message else ''} ({r['_path']})")
+    return lines
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="peftbench report", description=__doc__.split("\n\n")[0])
+    p.add_argument("paths", nargs="*", help="folders (searched recursively), run files or globs (default: results)")
+    p.add_argument("--format", "-f", default="md", help=f"one of {', '.join(FORMATS)} (default md)")
+    p.add_argument("--output", "-o", help="write the table to this file instead of stdout")
+    p.add_argument("--table", default="scores", help="scores (default) or cost: memory/speed/time vs --baseline")
+    p.add_argument("--tasks", help="comma-separated task names or globs, e.g. 'glue/*'")
+    p.add_argument("--methods", help="comma-separated method names or globs")
+    p.add_argument("--models", help="comma-separated model names or globs")
+    p.add_argument("--rows", help="row keys: model, method or config.<key> (default: method, or model,method "
+                                  "when several models are present)")
+    p.add_argument("--metrics", default="all", help="all (every official metric, default) or main (one per task)")
+    p.add_argument("--columns", help="columns in order, optionally renamed: 'glue/rte,glue/mrpc:f1=MRPC F1,avg'")
+    p.add_argument("--decimals", type=int, default=1, help="decimals of scores (default 1)")
+    p.add_argument("--seeds", type=int, help="runs expected per cell; fewer are marked † (default: the most any "
+                                             "cell has)")
+    p.add_argument("--ci", action="store_true", help="95%% confidence interval (t) instead of std")
+    p.add_argument("--baseline", default="full", help="method the cost table divides by (default full)")
+    p.add_argument("--compare", nargs=2, metavar=("A", "B"), help="table of B - A per cell for two result sets")
+    p.add_argument("--plots", metavar="DIR", help="also save PNG+PDF plots (score vs params/memory, memory bars)")
+    return p.parse_args(argv)
+
+
+def check_choice(kind: str, value: str, choices) -> None:
+    if value not in choices:
+        raise unknown_name(kind, value, choices)
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    check_choice("format", args.format, FORMATS)
+    check_choice("table", args.table, ("scores", "cost"))
+    check_choice("metrics", args.metrics, ("all", "main"))
+    if args.compare and (args.paths or args.plots or args.table != "scores"):
+        raise UserError("--compare A B takes the result sets itself and makes one table: leave out paths, "
+                        "--plots and --table.")
+    sets = [load_runs([p]) for p in args.compare] if args.compare else [load_runs(args.paths or ["results"])]
+    problems = [line for _, probs in sets for line in probs]
+    sets = [select(select(select(runs, "task", args.tasks), "method", args.methods), "model", args.models)
+            for runs, _ in sets]
+    runs = [r for s in sets for r in s]
+    if not runs and not problems:
+        raise UserError(f"no run files (run.json) under {', '.join(args.compare or args.paths or ['results'])}. "
+                        "Make some with `peftbench run`.")
+    ok = [r for r in runs if r.get("status") == "ok"]
+    keys = [k.strip() for k in args.rows.split(",")] if args.rows else \
+        ["model", "method"] if len({r["model"] for r in ok}) > 1 else ["method"]
+    for k in keys:
+        if k not in ROW_KEYS and not k.startswith("config."):
+            raise unknown_name("row key", k, ROW_KEYS, hint="Or any config.<dotted key>, e.g. config.method.r.")
+    listed = failed_lines(runs) + problems
+    if not ok:
+        print("\n\n".join(["No successful runs.", *(["\n".join(listed)] if listed else [])]))
+        return 0
+    if args.compare:
+        ok_sets = [[r for r in s if r.get("status") == "ok"] for s in sets]
+        table = compare_table(*ok_sets, keys, args)
+    elif args.table == "cost":
+        table = cost_table(ok, keys, args.baseline)
+    else:
+        table = scores_table(ok, keys, args)
+    text = RENDERERS[args.format](table, [] if args.format == "csv" else listed)
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(text)
+        print(f"wrote {args.output}", file=sys.stderr)
+    else:
+        print(text, end="")
+    if args.format == "csv" and listed:
+        print("\n".join(listed), file=sys.stderr)
+    if args.plots:
+        from .plots import save_plots
+
+        for path in save_plots(scores_table(ok, keys, args), ok, keys, args.plots):
+            print(f"wrote {path}", file=sys.stderr)
+    return 0

@@ -1,0 +1,145 @@
+"""Run files as the report sees them: loaded (unreadable ones listed, never fatal), filtered, grouped
+into rows, and the fields a table reads from each (task score, parameters, peak memory)."""
+
+from __future__ import annotations
+
+import fnmatch
+import glob
+import json
+import math
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+from ..errors import UserError, unknown_name
+from ..runfile import find_run_files
+
+METRIC_LABELS = {"accuracy": "acc", "f1": "F1", "matthews_correlation": "MCC", "pearson": "Pearson",
+                 "spearmanr": "Spearman"}
+ROW_KEYS = ("model", "method")  # plus any `config.<dotted key>`, e.g. config.method.r
+
+
+def load_runs(paths) -> tuple[list[dict], list[str]]:
+    """(run records, problems): unreadable files are reported, not skipped silently."""
+    runs, problems = [], []
+    for path in find_run_files(expand(paths)):
+        try:
+            record = json.loads(path.read_text())
+            record["_path"] = str(path)
+            runs.append(record)
+        except (OSError, json.JSONDecodeError) as exc:
+            problems.append(f"{path}: unreadable ({exc})")
+    return runs, problems
+
+
+def expand(paths) -> list[str]:
+    """Folders, run files or globs (`results/2026-11-*`); a path or glob that matches nothing is an error."""
+    out, missing = [], []
+    for p in map(str, paths):
+        matches = sorted(glob.glob(p, recursive=True)) if glob.has_magic(p) else [p] if Path(p).exists() else []
+        out += matches
+        missing += [] if matches else [p]
+    if missing:
+        raise UserError(f"no such file or folder: {', '.join(missing)}.")
+    return out
+
+
+def select(runs: list[dict], field: str, patterns: str | None) -> list[dict]:
+    """Keep runs whose `field` matches one of the comma-separated names or globs; each must match."""
+    if not patterns:
+        return runs
+    available = sorted({str(r.get(field)) for r in runs})
+    wanted = [p.strip() for p in patterns.split(",") if p.strip()]
+    for p in wanted:
+        if not fnmatch.filter(available, p):
+            raise unknown_name(field, p, available, hint=f"Names or globs, comma-separated: --{field}s 'glue/*'.")
+    return [r for r in runs if any(fnmatch.fnmatchcase(str(r.get(field)), p) for p in wanted)]
+
+
+def row_value(run: dict, key: str):
+    if not key.startswith("config."):
+        return run.get(key)
+    value = run.get("config") or {}
+    for part in key.split(".")[1:]:
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def official_metrics(run: dict) -> list[str]:
+    """The task's metrics in config order, each per eval split (MNLI: accuracy, accuracy_mm)."""
+    task = (run.get("config") or {}).get("task") or {}
+    if not task.get("metrics"):
+        return list(run.get("metrics") or {})  # a run file without its config: what it recorded
+    suffixes = (task.get("eval_splits") or {"validation": ""}).values()
+    return [m + s for s in suffixes for m in task["metrics"]]
+
+
+def task_score(run: dict) -> float:
+    """GLUE: a task with several official metrics scores their unweighted mean."""
+    return statistics.fmean(run["metrics"][m] for m in official_metrics(run) if m in run["metrics"])
+
+
+def metric_header(task: str, metric: str, names: list[str]) -> str:
+    split = "-mm" if metric.endswith("_mm") else "-m" if any(n.endswith("_mm") for n in names) else ""
+    base = metric.removesuffix("_mm")
+    return f"{task} {METRIC_LABELS.get(base, base)}{split}"
+
+
+def params(run: dict) -> tuple[int, float]:
+    """Trainable parameters of the method itself (head excluded) and their % of the base model;
+    older run files only have the whole trainable count."""
+    p = run.get("params") or {}
+    if "method" in p and "method_pct" in p:
+        return p["method"], p["method_pct"]
+    return p["trainable"], p["trainable_pct"]
+
+
+def peak_memory_mb(run: dict) -> float:
+    """CUDA max allocated on GPU runs; on CPU what training added to the process's RSS (peak during
+    training minus RSS before it), since the ~0.5 GB of imported libraries and loaded data would
+    otherwise dominate every method alike. Run files without `rss_before_train_mb`: the peak RSS."""
+    mem = run.get("memory") or {}
+    if mem.get("cuda_max_allocated_mb") is not None:
+        return mem["cuda_max_allocated_mb"]
+    if mem.get("rss_before_train_mb") is not None:
+        return mem["peak_rss_mb"] - mem["rss_before_train_mb"]
+    return mem["peak_rss_mb"]
+
+
+def shared_process_note(ok: list[dict]) -> list[str]:
+    """CPU runs that trained after other runs in the same process (a multirun with Hydra's basic
+    launcher): the allocator keeps memory from the earlier runs, so their RSS figures understate."""
+    shared = [r for r in ok if (r.get("memory") or {}).get("cuda_max_allocated_mb") is None
+              and (r.get("memory") or {}).get("runs_before_in_process")]
+    if not shared:
+        return []
+    return [f"{len(shared)} CPU run{'s' * (len(shared) > 1)} trained after other runs in the same process: "
+            "their memory figures include what earlier runs left allocated and are not comparable; "
+            "for memory, run one process per run (separate commands, hydra/launcher=local or slurm)."]
+
+
+def human_count(n: float) -> str:
+    """74498 -> 74.5K, 294912 -> 294.9K, 1.2e8 -> 120.0M."""
+    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f}{unit}"
+    return str(int(n))
+
+
+def spread(values: list[float], ci: bool) -> float | None:
+    """Sample std, or the half-width of a 95% t confidence interval; None for a single run."""
+    if len(values) < 2:
+        return None
+    std = statistics.stdev(values)
+    if not ci:
+        return std
+    from scipy.stats import t
+
+    return float(t.ppf(0.975, len(values) - 1)) * std / math.sqrt(len(values))
+
+
+def group_rows(runs: list[dict], keys: list[str]) -> dict[tuple, list[dict]]:
+    rows: dict[tuple, list[dict]] = defaultdict(list)
+    for r in runs:
+        rows[tuple(str(row_value(r, k)) for k in keys)].append(r)
+    return dict(sorted(rows.items()))
