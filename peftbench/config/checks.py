@@ -25,10 +25,16 @@ def check_config(cfg: DictConfig, method, metric_names: list[str]) -> tuple[Any,
     for key in ("train.lr", "train.batch_size", "train.eval_batch_size", "train.grad_accum",
                 "train.log_every", "model.max_length", "hardware.num_processes"):
         _positive(problems, cfg, key)
-    for key in ("train.weight_decay", "train.max_grad_norm", "train.eval_every", "train.checkpoint_every",
+    for key in ("train.weight_decay", "train.max_grad_norm", "train.checkpoint_every",
                 "train.throughput_warmup_steps"):
         _positive(problems, cfg, key, allow_zero=True)
     t = cfg.train
+    if t.eval_every != "epoch" and (isinstance(t.eval_every, bool) or not isinstance(t.eval_every, int)
+                                    or t.eval_every < 0):
+        problems.append(f"train.eval_every={t.eval_every!r}: give a number of optimizer steps >= 0 "
+                        "(0: at the end only) or 'epoch'.")
+    if t.report not in ("last", "best"):
+        problems.append(f"train.report='{t.report}': must be one of last, best.")
     if t.max_steps <= 0 and t.epochs <= 0:
         problems.append(f"train.epochs={t.epochs} and train.max_steps={t.max_steps}: set one of them > 0.")
     if not 0 <= t.warmup_ratio < 1:

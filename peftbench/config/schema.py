@@ -86,9 +86,11 @@ class TrainConfig:
     warmup_ratio: float = 0.06
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
-    eval_every: int = 0
+    eval_every: Any = 0  # N optimizer steps (0: at the end only) or "epoch"; checked by check_config
     log_every: int = 10
     metric_for_best: Optional[str] = None
+    report: str = "last"  # the run's metrics: its last evaluation, or its best by metric_for_best
+    init_from: Optional[str] = None  # a run dir (or task:<name>) whose trained tensors this run starts from
     save_trainable: bool = True  # write the trained tensors (only those) to <run dir>/trainable.safetensors
     checkpoint_every: int = 200  # save a resumable checkpoint every N optimizer steps (0: never)
     keep_checkpoint: bool = False  # keep <run dir>/checkpoints/ after the run ends ok
@@ -118,6 +120,9 @@ class RunConfig:
     results_dir: str = "results"
     force: bool = False  # run even if an `ok` run file with the same resolved config exists (--force)
     cache_dir: Optional[str] = None  # tokenised splits (<cache_dir>/tokenized/); null: in-process cache only
+    # {task name: {dotted key: value}}: a protocol's per-task settings (epochs, lr, ...), applied to each job for
+    # its task except keys given on the command line (config/overrides.py)
+    per_task: Dict[str, Any] = field(default_factory=dict)
 
 
 def slug(text: str) -> str:

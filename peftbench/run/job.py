@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ..config import apply_per_task
 from ..errors import UserError
 from . import sweep
 from .runner import run
@@ -20,12 +21,18 @@ def run_job(cfg) -> None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")  # peft calling transformers 5
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     main_task = _export_slurm_tasks()
+    try:  # a protocol's per-task settings; what the command line sets wins
+        apply_per_task(cfg, explicit=[o.split("=")[0].lstrip("+~") for o in hydra_cfg.overrides.task])
+    except UserError as exc:
+        print(f"peftbench: error: {exc}", file=sys.stderr)
+        if multirun:
+            return
+        sys.exit(2)
     key = sweep.config_hash(cfg)
     done = None if cfg.force else sweep.find_ok_run(cfg.results_dir, key, first=run_dir / "run.json")
     if done is not None:

@@ -25,10 +25,10 @@ from omegaconf import DictConfig, OmegaConf
 from .. import runfile
 from . import launch
 from ..train.checkpoint import CHECKPOINTS
-from ..config import check_config, eval_splits, raise_problems
+from ..config import apply_per_task, check_config, eval_splits, raise_problems
 from ..errors import UserError
 from ..methods.counting import build_counted, summarize_names
-from .sweep import config_hash
+from .sweep import config_hash, find_init_run
 
 log = logging.getLogger("peftbench")
 
@@ -60,6 +60,7 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict:
     if launch.needs_processes(cfg):
         return launch.run_processes(cfg, run_dir, process_entry)
     _process_state(cfg.hardware)
+    apply_per_task(cfg)  # a no-op after run.job applied it (it empties per_task); here for direct calls
     record = new_record(cfg, run_dir)
     if _is_main_process():
         _keep_other_config_run_file(run_dir, record["config_hash"])
@@ -192,6 +193,12 @@ def _execute(cfg: DictConfig, record: dict) -> None:
         tokenizer = load_tokenizer(cfg.model)
     model, _, record["params"] = build_counted(cfg, data.num_labels)
     family = record["params"]["family"]
+    if t.init_from:
+        from ..train.checkpoint import load_initial
+
+        record["init_from"] = load_initial(model, find_init_run(cfg), record["params"]["head_modules"])
+        log.info("started from %s (%d tensors; task head %s new)", record["init_from"]["run_dir"],
+                 record["init_from"]["tensors"], ", ".join(record["init_from"]["skipped_head"]) or "none")
     if getattr(model, "peftbench_cannot_train", None):
         raise UserError(f"method {cfg.method.name} on model {cfg.model.name}: {model.peftbench_cannot_train}")
     p = record["params"]
@@ -230,8 +237,9 @@ def _execute(cfg: DictConfig, record: dict) -> None:
     setup = {"device": str(accelerator.device), "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
              "mixed_precision": hw.mixed_precision, "batch_size": t.batch_size, "grad_accum": t.grad_accum,
              "max_length": cfg.model.max_length, "num_processes": accelerator.num_processes}
+    reported = result.best["metrics"] if t.report == "best" else result.metrics  # train.report: best or last
     record.update(resumed_from=result.resumed_from,
-        metrics=result.metrics, main_metric=main_key, main_score=result.metrics[main_key],
+        metrics=reported, main_metric=main_key, main_score=reported[main_key],
         best=result.best, eval_history=result.eval_history, loss_history=result.loss_history,
         memory={**memory.result(), **setup, "measured": "peak during training, evaluation and checkpoints excluded",
                 # > 0: RSS figures include memory the allocator kept from earlier runs (a basic-launcher multirun)

@@ -51,6 +51,40 @@ def load_trainable(model, path: str | Path):
     return model
 
 
+def load_initial(model, run: dict, head_modules) -> dict:
+    """`train.init_from`: load another run's trained tensors (its trainable.safetensors) into this model,
+    all but the task head's (a new task has its own head, e.g. MRPC's 2 labels after MNLI's 3). The
+    other run must be of the same method with the same knobs: a tensor this model lacks, one it trains
+    that the file lacks, or a shape that differs is an error naming it."""
+    from safetensors.torch import load_file
+
+    from ..methods.counting import canonical_name
+
+    source = Path(run["run_dir"]) / "trainable.safetensors"
+    if not source.is_file():
+        raise UserError(f"train.init_from: {source} does not exist (was the run made with train.save_trainable=false?).")
+    head = set(head_modules)
+
+    def in_head(name: str) -> bool:
+        return canonical_name(name).split(".")[0] in head
+
+    state = {n: t for n, t in load_file(str(source)).items() if not in_head(n)}
+    own = model.state_dict()
+    trains = {n for n, p in model.named_parameters() if p.requires_grad and not in_head(n)}
+    unknown = sorted(set(state) - set(own))
+    missing = sorted(trains - set(state))
+    shapes = [f"{n} {tuple(state[n].shape)} vs {tuple(own[n].shape)}" for n in state
+              if n in own and state[n].shape != own[n].shape]
+    if unknown or missing or shapes:
+        raise UserError(f"train.init_from={run['run_dir']} ({run.get('method')}): its tensors do not fit this "
+                        f"model x method: {len(unknown)} unknown (e.g. {unknown[:2]}), {len(missing)} missing "
+                        f"(e.g. {missing[:2]}), {len(shapes)} of another shape (e.g. {shapes[:2]}). Use a run "
+                        "of the same model and method with the same knobs.")
+    model.load_state_dict(state, strict=False)
+    return {"run_dir": run["run_dir"], "task": run.get("task"), "tensors": len(state),
+            "skipped_head": sorted(head)}
+
+
 # Resumable training checkpoints: <run dir>/checkpoints/step-0000200/ holds
 #   trainable.safetensors  the trainable tensors (as above)
 #   state.pt               optimizer, scheduler, step, histories, config hash (main process)

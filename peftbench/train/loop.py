@@ -1,5 +1,5 @@
 """The training loop, top to bottom: batch, train with AdamW + linear warmup/decay on
-`accelerate`, evaluate at the end (and every `train.eval_every` steps), checkpoint every
+`accelerate`, evaluate at the end (and every `train.eval_every` steps, or every epoch), checkpoint every
 `train.checkpoint_every` steps (and resume from the run dir's last checkpoint), and count what was
 trained on.
 
@@ -37,7 +37,7 @@ class NonFiniteLoss(RuntimeError):
 @dataclass
 class FitResult:
     metrics: dict  # the final evaluation
-    best: dict | None  # {"step", "metric", "score", "metrics"}: the best evaluation by metric_for_best
+    best: dict | None  # {"step", "epoch", "metric", "score", "metrics"}: the best evaluation by metric_for_best
     eval_history: list = field(default_factory=list)  # [{"step": s, **metrics}]
     loss_history: list = field(default_factory=list)  # [[step, mean loss since the last record]]
     steps: int = 0
@@ -163,9 +163,11 @@ def fit(model, train_loader, eval_loaders: dict, cfg, accelerator, best_metric: 
                     rate = (samples - samples_before) / max(trained() - trained_before, 1e-9)
                     log.info("step %d/%d  loss %.4f  lr %.2e  %.1f samples/s", step, total, mean_loss, lr, rate)
             bar.update(1)
-            if step == total or (t.eval_every and step % t.eval_every == 0):
+            epoch_done = result.batches % len(train_loader) == 0
+            if step == total or _eval_due(t.eval_every, step, epoch_done):
                 with pause():
-                    _eval_and_track(model, eval_loaders, cfg, accelerator, result, best_metric)
+                    _eval_and_track(model, eval_loaders, cfg, accelerator, result, best_metric,
+                                    epoch=round(result.batches / len(train_loader), 3))
             if run_dir is not None and t.checkpoint_every and step % t.checkpoint_every == 0 and step < total:
                 result.train_seconds = trained()
                 began = time.perf_counter()
@@ -235,7 +237,15 @@ def _resume(run_dir, config_hash, model, optimizer, scheduler, accelerator, resu
             rank_state.get("rng"))
 
 
-def _eval_and_track(model, eval_loaders, cfg, accelerator, result: FitResult, best_metric: str) -> None:
+def _eval_due(every, step: int, epoch_done: bool) -> bool:
+    """`train.eval_every`: "epoch" (after an epoch's last optimizer step) or every N steps (0: never)."""
+    if every == "epoch":
+        return epoch_done
+    return bool(every) and step % every == 0
+
+
+def _eval_and_track(model, eval_loaders, cfg, accelerator, result: FitResult, best_metric: str,
+                    epoch: float) -> None:
     started = time.perf_counter()
     scores = evaluate(model, eval_loaders, cfg.task, accelerator)
     result.eval_seconds += time.perf_counter() - started
@@ -246,5 +256,5 @@ def _eval_and_track(model, eval_loaders, cfg, accelerator, result: FitResult, be
     result.eval_history.append({"step": result.steps, **scores})
     log.info("eval at step %d: %s", result.steps, "  ".join(f"{k} {v:.4f}" for k, v in scores.items()))
     if result.best is None or scores[best_metric] > result.best["score"]:
-        result.best = {"step": result.steps, "metric": best_metric, "score": scores[best_metric],
+        result.best = {"step": result.steps, "epoch": epoch, "metric": best_metric, "score": scores[best_metric],
                        "metrics": scores}
