@@ -116,7 +116,7 @@ def cost_table(ok: list[dict], keys: list[str], baseline: str) -> Table:
         base = rows.get(key[:base_at] + (baseline,) + key[base_at + 1:]) if base_at is not None else None
         for name, _ in ratios:
             if base:
-                cells[f"{name}_ratio"] = Cell(cells[name].mean / base[name].mean)
+                cells[f"{name}_ratio"] = Cell(cells[name].value / base[name].value)
     cols = cost_columns()
     columns = [Column("params_pct", "trainable %", decimals=2, better="min"), cols["memory"],
                Column("memory_ratio", f"mem ÷ {baseline}", decimals=2, better=""), cols["throughput"],
@@ -142,7 +142,7 @@ def compare_table(a: list[dict], b: list[dict], keys: list[str], args) -> Table:
     for key in sorted(set(rows_a) | set(rows_b)):
         ca = score_cells(rows_a.get(key, []), columns[:-1], tasks, False)
         cb = score_cells(rows_b.get(key, []), columns[:-1], tasks, False)
-        rows.append((key, {k: Cell(cb[k].mean - ca[k].mean) for k in ca.keys() & cb.keys()}))
+        rows.append((key, {k: Cell(cb[k].value - ca[k].value) for k in ca.keys() & cb.keys()}))
     notes = [f"B − A in points (metric × 100, means over seeds). A: {args.compare[0]}; B: {args.compare[1]}.",
              "– where A or B has no run."]
     return Table(keys, choose_columns(columns, args.columns), rows, notes, signed=True, highlight=False)
