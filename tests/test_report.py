@@ -37,10 +37,11 @@ COST = {"lora": (100.0, 10.0), "full": (50.0, 20.0), "bitfit": (120.0, 8.0)}  # 
 MEMORY = {("lora", "glue/mrpc"): 1000.0, ("lora", "glue/mnli"): 1200.0, ("lora", "glue/rte"): 1100.0}
 
 
-def fake_run(root, method, task, seed, metrics, status="ok", model="roberta-base"):
+def fake_run(root, method, task, seed, metrics, status="ok", model="roberta-base", config=None):
+    """A run file under root/<model>_<method>_<task>_s<seed>/; `config` adds top-level config groups."""
     task_cfg, main_metric = TASKS[task] if task in TASKS else ({"metrics": list(metrics)}, next(iter(metrics)))
     record = {"status": status, "model": model, "method": method, "task": task, "seed": seed,
-              "config": {"task": {"name": task, **task_cfg}, "method": {"name": method}},
+              "config": {"task": {"name": task, **task_cfg}, "method": {"name": method}, **(config or {})},
               "metrics": metrics, "main_metric": main_metric, "main_score": metrics.get(main_metric),
               "params": PARAMS.get(method, PARAMS["lora"]),
               "memory": {"device": "cpu", "peak_rss_mb": MEMORY.get((method, task), 2000.0 if method == "full"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import statistics
 
 from ..errors import unknown_name
-from .runs import (group_rows, human_count, metric_header, official_metrics, params,
+from .runs import (AGGREGATES, group_rows, human_count, metric_header, official_metrics, params,
                    peak_memory_mb, shared_process_note, spread, task_score)
 from .tables import Cell, Column, Table
 
@@ -39,16 +39,18 @@ def cost_cells(runs: list[dict]) -> dict[str, Cell]:
             "train_s": Cell(statistics.fmean(r["timing"]["train_s"] for r in runs))}
 
 
-def score_cells(runs: list[dict], columns: list[Column], tasks: list[str], ci: bool) -> dict[str, Cell]:
-    cells = {}
+def score_cells(runs: list[dict], columns: list[Column], tasks: list[str], ci: bool, how: str) -> dict[str, Cell]:
+    """Per metric column the mean or median (`how`) over the runs, ± their std (or CI); avg: the mean over
+    `tasks` of each task's score, itself the `how` over the runs of each run's task score."""
+    aggregate, cells = AGGREGATES[how], {}
     for col in columns:
         task, metric = col.key.split(":")
         values = [100 * r["metrics"][metric] for r in runs if r["task"] == task and metric in r["metrics"]]
         if values:
-            cells[col.key] = Cell(statistics.fmean(values), spread(values, ci), len(values))
+            cells[col.key] = Cell(aggregate(values), spread(values, ci), len(values))
     by_task = {t: [task_score(r) for r in runs if r["task"] == t] for t in tasks}
     if all(by_task.values()):
-        cells["avg"] = Cell(100 * statistics.fmean(statistics.fmean(s) for s in by_task.values()))
+        cells["avg"] = Cell(100 * statistics.fmean(aggregate(s) for s in by_task.values()))
     return cells
 
 
@@ -85,26 +87,38 @@ def scores_table(ok: list[dict], keys: list[str], args) -> Table:
     for c in score_cols:
         c.decimals = args.decimals
     columns = [*score_cols, Column("avg", "avg", decimals=args.decimals), *cost_columns().values()]
-    rows = [(key, score_cells(runs, score_cols, tasks, args.ci) | cost_cells(runs))
+    rows = [(key, score_cells(runs, score_cols, tasks, args.ci, args.aggregate) | cost_cells(runs))
             for key, runs in group_rows(ok, keys).items()]
     table = Table(keys, choose_columns(columns, args.columns), rows)
-    expected = mark_short(table, args.seeds)
-    shown = {c.key for c in table.columns}
-    notes = [f"Scores: metric × 100, mean ± {'95% CI' if args.ci else 'std'} over runs (seeds); n = runs."]
-    if any(c.short for _, cells in rows for c in cells.values()):
+    table.notes = score_notes(table, mark_short(table, args.seeds), tasks, args) + cost_column_notes(table, ok)
+    return table
+
+
+def score_notes(table: Table, expected: int, tasks: list[str], args) -> list[str]:
+    """How the score cells and avg were made: aggregate and spread, runs expected, the avg's recipe."""
+    median = args.aggregate == "median"
+    shown_spread = ("95% CI of the mean" if median else "95% CI") if args.ci else "std"
+    notes = [f"Scores: metric × 100, {args.aggregate} ± {shown_spread} over runs (seeds); n = runs."]
+    if any(c.short for _, cells in table.rows for c in cells.values()):
         notes.append(f"† fewer than {expected} runs.")
-    if "avg" in shown:
-        lacking = " – where a row lacks a task." if any("avg" not in cells for _, cells in rows) else ""
-        notes.append(f"avg: mean over the {len(tasks)} task{'s' * (len(tasks) > 1)} of each task's score (the mean of its official "
-                     f"metrics, GLUE-style).{lacking}")
+    if "avg" in {c.key for c in table.columns}:
+        lacking = " – where a row lacks a task." if any("avg" not in cells for _, cells in table.rows) else ""
+        recipe = "the median over runs of each run's mean of its official metrics" if median else \
+            "the mean of its official metrics"
+        notes.append(f"avg: mean over the {len(tasks)} task{'s' * (len(tasks) > 1)} of each task's score ({recipe}, "
+                     f"GLUE-style).{lacking}")
+    return notes
+
+
+def cost_column_notes(table: Table, ok: list[dict]) -> list[str]:
+    shown, notes = {c.key for c in table.columns}, []
     if shown & {"params", "params_pct"}:
         notes.append("params: trainable parameters of the method (head excluded), % of the base model.")
     if shown & {"memory", "throughput"}:
         notes.append("peak mem: CUDA max allocated on GPU; on CPU peak RSS during training minus RSS before it; samples/s: training; "
                      "means over the row's runs.")
         notes += shared_process_note(ok)
-    table.notes = notes
-    return table
+    return notes
 
 
 def cost_table(ok: list[dict], keys: list[str], baseline: str) -> Table:
@@ -116,7 +130,7 @@ def cost_table(ok: list[dict], keys: list[str], baseline: str) -> Table:
         base = rows.get(key[:base_at] + (baseline,) + key[base_at + 1:]) if base_at is not None else None
         for name, _ in ratios:
             if base:
-                cells[f"{name}_ratio"] = Cell(cells[name].mean / base[name].mean)
+                cells[f"{name}_ratio"] = Cell(cells[name].value / base[name].value)
     cols = cost_columns()
     columns = [Column("params_pct", "trainable %", decimals=2, better="min"), cols["memory"],
                Column("memory_ratio", f"mem ÷ {baseline}", decimals=2, better=""), cols["throughput"],
@@ -131,18 +145,19 @@ def cost_table(ok: list[dict], keys: list[str], baseline: str) -> Table:
 
 
 def compare_table(a: list[dict], b: list[dict], keys: list[str], args) -> Table:
-    """Per cell: mean of B minus mean of A, for every score column and avg; '–' where one side lacks it."""
+    """Per cell: B minus A, each the mean or median (--aggregate) over its runs, for every score column and
+    avg; '–' where one side lacks it."""
     both = a + b
     tasks = sorted({r["task"] for r in both})
     columns = [*score_columns(both, args.metrics == "main"), Column("avg", "avg")]
     for c in columns:
-        c.decimals, c.per_seed = args.decimals, False  # a difference of means: no spread, no run count
+        c.decimals, c.per_seed = args.decimals, False  # a difference of aggregates: no spread, no run count
     rows_a, rows_b = group_rows(a, keys), group_rows(b, keys)
     rows = []
     for key in sorted(set(rows_a) | set(rows_b)):
-        ca = score_cells(rows_a.get(key, []), columns[:-1], tasks, False)
-        cb = score_cells(rows_b.get(key, []), columns[:-1], tasks, False)
-        rows.append((key, {k: Cell(cb[k].mean - ca[k].mean) for k in ca.keys() & cb.keys()}))
-    notes = [f"B − A in points (metric × 100, means over seeds). A: {args.compare[0]}; B: {args.compare[1]}.",
+        ca = score_cells(rows_a.get(key, []), columns[:-1], tasks, False, args.aggregate)
+        cb = score_cells(rows_b.get(key, []), columns[:-1], tasks, False, args.aggregate)
+        rows.append((key, {k: Cell(cb[k].value - ca[k].value) for k in ca.keys() & cb.keys()}))
+    notes = [f"B − A in points (metric × 100, {args.aggregate}s over seeds). A: {args.compare[0]}; B: {args.compare[1]}.",
              "– where A or B has no run."]
     return Table(keys, choose_columns(columns, args.columns), rows, notes, signed=True, highlight=False)

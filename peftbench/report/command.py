@@ -1,9 +1,11 @@
 """`peftbench report [DIR ...]`: paper-style tables from run files, one row per method (per model x
-method when several models are present), one column per task metric (x 100, mean +- std over seeds).
+method when several models are present), one column per task metric (x 100, mean or median +- std over
+seeds).
 
 Rules (README "Reports" documents them):
 - a task's score is the mean of its official metrics (MRPC acc/F1, STS-B Pearson/Spearman, MNLI m/mm);
 - `avg` is the mean of the task scores over every task in the report, only for rows that have them all;
+- --best-of KEY keeps, per row and task, the runs of the config value that scores best (report/bestof.py);
 - failed or unfinished runs are listed under the table with their error, never averaged in.
 
 No torch import here: reporting thousands of run files must stay fast; matplotlib only for --plots.
@@ -16,9 +18,10 @@ import sys
 from pathlib import Path
 
 from ..errors import UserError, unknown_name
+from .bestof import best_of, mixed_note
 from .build import compare_table, cost_table, scores_table
-from .runs import ROW_KEYS, load_runs, select
-from .tables import FORMATS, RENDERERS
+from .runs import AGGREGATES, ROW_KEYS, load_runs, select
+from .tables import FORMATS, RENDERERS, Table
 
 
 def failed_lines(runs: list[dict]) -> list[str]:
@@ -51,6 +54,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, help="runs expected per cell; fewer are marked † (default: the most any "
                                              "cell has)")
     p.add_argument("--ci", action="store_true", help="95%% confidence interval (t) instead of std")
+    p.add_argument("--aggregate", default="mean", metavar="mean|median",
+                   help="a score cell over its runs (seeds): mean (default) or median (as the LoRA paper reports); "
+                        "the ± stays std/CI")
+    p.add_argument("--best-of", metavar="KEY", help="config key tuned per row and task, e.g. train.lr: keep only "
+                                                    "the runs of the value with the best main score over seeds")
     p.add_argument("--baseline", default="full", help="method the cost table divides by (default full)")
     p.add_argument("--compare", nargs=2, metavar=("A", "B"), help="table of B - A per cell for two result sets")
     p.add_argument("--plots", metavar="DIR", help="also save PNG+PDF plots (score vs params/memory, memory bars)")
@@ -62,11 +70,33 @@ def check_choice(kind: str, value: str, choices) -> None:
         raise unknown_name(kind, value, choices)
 
 
+def pick(ok: list[dict], keys: list[str], args, where: str = "") -> tuple[list[dict], list[str]]:
+    """(--best-of: each row and task's best runs, else all; the notes that say so), plus, for scores, a
+    note on cells that still aggregate runs with different train.lr."""
+    ok, notes = best_of(ok, keys, args.best_of, args.aggregate, where) if args.best_of else (ok, [])
+    return ok, notes + (mixed_note(ok, keys, where) if args.table == "scores" else [])
+
+
+def make_table(sets: list[list[dict]], ok: list[dict], keys: list[str], args) -> tuple[Table, list[dict]]:
+    """(the table asked for, with pick's notes; the ok runs it shows, for --plots)."""
+    if args.compare:
+        picked = [pick([r for r in s if r.get("status") == "ok"], keys, args, f" in {label}")
+                  for label, s in zip("AB", sets)]
+        table = compare_table(picked[0][0], picked[1][0], keys, args)
+        notes = picked[0][1] + picked[1][1]
+    else:
+        ok, notes = pick(ok, keys, args)
+        table = cost_table(ok, keys, args.baseline) if args.table == "cost" else scores_table(ok, keys, args)
+    table.notes += notes
+    return table, ok
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     check_choice("format", args.format, FORMATS)
     check_choice("table", args.table, ("scores", "cost"))
     check_choice("metrics", args.metrics, ("all", "main"))
+    check_choice("aggregate", args.aggregate, AGGREGATES)
     if args.compare and (args.paths or args.plots or args.table != "scores"):
         raise UserError("--compare A B takes the result sets itself and makes one table: leave out paths, "
                         "--plots and --table.")
@@ -88,13 +118,7 @@ def main(argv: list[str]) -> int:
     if not ok:
         print("\n\n".join(["No successful runs.", *(["\n".join(listed)] if listed else [])]))
         return 0
-    if args.compare:
-        ok_sets = [[r for r in s if r.get("status") == "ok"] for s in sets]
-        table = compare_table(*ok_sets, keys, args)
-    elif args.table == "cost":
-        table = cost_table(ok, keys, args.baseline)
-    else:
-        table = scores_table(ok, keys, args)
+    table, ok = make_table(sets, ok, keys, args)
     text = RENDERERS[args.format](table, [] if args.format == "csv" else listed)
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
@@ -102,8 +126,8 @@ def main(argv: list[str]) -> int:
         print(f"wrote {args.output}", file=sys.stderr)
     else:
         print(text, end="")
-    if args.format == "csv" and listed:
-        print("\n".join(listed), file=sys.stderr)
+    if args.format == "csv" and (table.notes or listed):  # CSV holds numbers only: the rest on stderr
+        print("\n".join(table.notes + listed), file=sys.stderr)
     if args.plots:
         from .plots import save_plots
 

@@ -22,7 +22,7 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
 
 def _rows(table: Table, ok: list[dict], keys: list[str]) -> list[dict]:
     runs = group_rows(ok, keys)
-    return [{"label": " / ".join(key), "score": cells["avg"].mean if "avg" in cells else None,
+    return [{"label": " / ".join(key), "score": cells["avg"].value if "avg" in cells else None,
              "params": statistics.fmean(r["params"]["trainable"] for r in runs[key]),
              "memory": statistics.fmean(peak_memory_mb(r) for r in runs[key])}
             for key, cells in table.rows]

@@ -17,6 +17,7 @@ from ..runfile import find_run_files
 METRIC_LABELS = {"accuracy": "acc", "f1": "F1", "matthews_correlation": "MCC", "pearson": "Pearson",
                  "spearmanr": "Spearman"}
 ROW_KEYS = ("model", "method")  # plus any `config.<dotted key>`, e.g. config.method.r
+AGGREGATES = {"mean": statistics.fmean, "median": statistics.median}  # --aggregate: a score cell over its runs
 
 
 def load_runs(paths) -> tuple[list[dict], list[str]]:

@@ -26,10 +26,10 @@ class Column:
 
 @dataclass
 class Cell:
-    mean: float
+    value: float  # what the cell shows: the mean over runs, or a single figure
     spread: float | None = None  # std (or CI half-width) over runs; None for one run
     n: int = 1
-    text: str = ""  # shown instead of the mean (e.g. a range "2.0K–4.1K")
+    text: str = ""  # shown instead of the value (e.g. a range "2.0K–4.1K")
     short: bool = False  # fewer runs than expected
 
 
@@ -52,7 +52,7 @@ def ranks(table: Table) -> dict[tuple[int, str], int]:
     for col in table.columns:
         if not col.better:
             continue
-        shown = {i: round(cells[col.key].mean, col.decimals) for i, (_, cells) in enumerate(table.rows)
+        shown = {i: round(cells[col.key].value, col.decimals) for i, (_, cells) in enumerate(table.rows)
                  if col.key in cells}
         distinct = sorted(set(shown.values()), reverse=col.better == "max")
         if len(distinct) < 2:
@@ -68,7 +68,7 @@ def ranks(table: Table) -> dict[tuple[int, str], int]:
 def _number(cell: Cell, col: Column, signed: bool) -> str:
     if cell.text:
         return cell.text
-    return f"{cell.mean:+.{col.decimals}f}" if signed else f"{cell.mean:.{col.decimals}f}"
+    return f"{cell.value:+.{col.decimals}f}" if signed else f"{cell.value:.{col.decimals}f}"
 
 
 def _text_cell(cell: Cell | None, col: Column, rank: int, signed: bool, bold: str, under: tuple) -> str:
