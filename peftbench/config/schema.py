@@ -51,7 +51,8 @@ class TaskConfig:
     main_metric: str = MISSING
     max_train_samples: Optional[int] = None
     max_eval_samples: Optional[int] = None
-    # Task kinds beyond classification (peftbench/tasks/spec.py documents each field).
+    sample_seed: Optional[int] = None  # the seed of the max_*_samples subsets; null: the run's seed
+    # Task kinds beyond classification (peftbench/config/kinds.py documents each field).
     kind: str = "classification"  # classification | generation | multiple_choice | seq2seq | image_classification
     version: Optional[str] = None  # the task definition's version, recorded in every run file
     data_files: Dict[str, str] = field(default_factory=dict)  # split -> file (in data_dir, or a path)

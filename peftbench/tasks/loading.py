@@ -46,6 +46,7 @@ def load_task(task: DictConfig, seed: int = 0) -> TaskData:
             raise UserError(f"task '{task.name}': split '{split}' not found in {source}. "
                             f"Splits there: {', '.join(sorted(raw))}.")
         frames[split] = _normalise(task, raw[split], f"{source} [{split}]")
+    seed = seed if task.sample_seed is None else task.sample_seed  # a fixed subset for every run seed
     train = _subsample(frames.pop(task.train_split), task.max_train_samples, seed)
     evals = {s: _subsample(df, task.max_eval_samples, seed) for s, df in frames.items()}
     num_labels = len(task.label_names) if task.label_names else 1
