@@ -3,7 +3,7 @@
 `load_task(task_cfg)` returns pandas frames with the task's text fields and a normalised `label`
 column (class ids, or floats for regression), from one of three sources: local files (`data_dir`, or
 `<data_root>/<data_subdir>`: `resolve_data_dir`), a peftbench generator (offline tasks), or the Hugging
-Face Hub (`dataset` + `subset`).
+Face Hub (`dataset` + `subset`; or a local copy of a hub repository).
 """
 
 from .loading import TaskData, load_task, resolve_data_dir

@@ -119,12 +119,15 @@ def _read_file(task: DictConfig, path: Path) -> pd.DataFrame:
 def _read_hub(task: DictConfig, splits: list[str]) -> dict[str, pd.DataFrame]:
     import datasets  # heavy; only this path needs it
 
+    folder = Path(task.dataset or "").expanduser()  # a local copy of a hub repository (Parquet files, README)
+    local = bool(task.dataset) and folder.is_dir()
+    path, where = (str(folder), f"the folder {folder}") if local else (task.dataset, "the Hugging Face Hub")
     try:
-        ds = datasets.load_dataset(task.dataset, task.subset)
+        ds = datasets.load_dataset(path, task.subset)
     except Exception as exc:  # offline, unknown id, no access: all end the same way for the user
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise UserError(f"task '{task.name}': cannot load '{task.dataset}' ({task.subset}) from the Hugging Face "
-                        f"Hub: {type(exc).__name__}: {first}. Without network, point task.data_dir at local "
+        raise UserError(f"task '{task.name}': cannot load '{task.dataset}' ({task.subset}) from {where}: "
+                        f"{type(exc).__name__}: {first}. Without network, point task.data_dir at local "
                         "files (GLUE TSV, CSV or JSON).") from exc
     return {s: ds[s].to_pandas() for s in splits if s in ds}
 
