@@ -82,7 +82,7 @@ def loader_for(cfg):
     from peftbench.tasks.tokenized import tokenize
     from peftbench.train import make_loader
 
-    data = load_task(cfg.task, seed=cfg.seed)
+    data = load_task(cfg.task, seed=cfg.seed, data_root=cfg.data_root)
     tok = load_tokenizer(cfg.model)
     split, _ = tokenize(data.train, tok, cfg.task.text_fields, cfg.model.max_length, None)
     return make_loader(split, tok, cfg.train.batch_size, shuffle=True, seed=cfg.seed), data.num_labels

@@ -114,3 +114,10 @@ def test_hub_without_network_is_a_clear_error():
     cfg = make_cfg("task=glue/sst2").task
     with pytest.raises(UserError, match="Without network, point task.data_dir at local files"):
         load_task(cfg)
+
+
+def test_a_local_hub_folder_that_cannot_load_names_the_folder(tmp_path):
+    (tmp_path / "README.md").write_text("# no data files here\n")
+    cfg = make_cfg("task=glue/sst2", f"task.dataset={tmp_path}").task
+    with pytest.raises(UserError, match=f"cannot load '{tmp_path}' \\(sst2\\) from the folder {tmp_path}: "):
+        load_task(cfg)

@@ -48,7 +48,7 @@ def check_config(cfg: DictConfig, method, metric_names: list[str]) -> tuple[Any,
     if not m.name_or_path and not m.arch:
         problems.append(f"model '{m.name}': set model.name_or_path (hub id or folder) or model.arch "
                         "(config kwargs for a random-init model).")
-    problems += _task_problems(cfg.task, metric_names)
+    problems += _task_problems(cfg.task, metric_names, cfg.data_root)
     best = t.metric_for_best
     if best is not None and best not in _metric_columns(cfg.task):
         problems.append(f"train.metric_for_best='{best}': not a metric of task '{cfg.task.name}'. "
@@ -65,7 +65,7 @@ def _metric_columns(task: DictConfig) -> list[str]:
     return [m + suffix for suffix in eval_splits(task).values() for m in task.metrics]
 
 
-def _task_problems(task: DictConfig, metric_names: list[str]) -> list[str]:
+def _task_problems(task: DictConfig, metric_names: list[str], data_root: str | None = None) -> list[str]:
     problems = []
     name = task.name
     for metric in task.metrics:
@@ -79,7 +79,7 @@ def _task_problems(task: DictConfig, metric_names: list[str]) -> list[str]:
     if task.label_names is not None and len(task.label_names) < 2:
         problems.append(f"task.label_names={list(task.label_names)}: a classification task needs >= 2 labels "
                         "(use null for regression).")
-    if not (task.data_dir or task.dataset or task.generator or task.data_files):
+    if not (task.data_dir or (data_root and task.data_subdir) or task.dataset or task.generator or task.data_files):
         problems.append(f"task '{name}': no data source. Set task.data_dir=<folder> (or task.dataset=<hub id>).")
     for key in ("max_train_samples", "max_eval_samples"):
         value = task[key]

@@ -39,6 +39,7 @@ class TaskConfig:
     generator: Optional[str] = None  # a peftbench data generator (offline tasks)
     generator_args: Dict[str, Any] = field(default_factory=dict)
     data_dir: Optional[str] = None  # local files instead of the hub
+    data_subdir: Optional[str] = None  # this task's folder inside `data_root` (GLUE's names: RTE, SST-2, ...)
     files: Dict[str, List[str]] = field(default_factory=dict)  # split -> file stems tried in data_dir
     tsv_columns: Optional[List[str]] = None  # column names for header-less TSV files
     column_aliases: Dict[str, str] = field(default_factory=dict)  # file column -> field name
@@ -115,6 +116,7 @@ class RunConfig:
     model: ModelConfig = MISSING
     method: Any = MISSING  # checked against the method's own dataclass by check_config
     task: TaskConfig = MISSING
+    data_root: Optional[str] = None  # a folder of task folders: data_dir = <data_root>/<task.data_subdir>
     hardware: HardwareConfig = MISSING
     train: TrainConfig = field(default_factory=TrainConfig)
     seed: int = 42

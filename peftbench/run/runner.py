@@ -184,7 +184,7 @@ def _execute(cfg: DictConfig, record: dict) -> None:
         raise RuntimeError("hardware.device=cuda but torch sees no CUDA device; use hardware=cpu or hardware=auto.")
     set_seed(cfg.seed)
 
-    data = load_task(task, seed=cfg.seed)
+    data = load_task(task, seed=cfg.seed, data_root=cfg.data_root)
     record["data"] = {"source": data.source, "train_examples": len(data.train),
                       "eval_examples": {s: len(df) for s, df in data.evals.items()}}
     log.info("task %s from %s: %d train, %s eval examples", task.name, data.source, len(data.train),

@@ -1,10 +1,11 @@
 """Task data: a task is a YAML file under conf/task/ (the data); this package loads what it names.
 
 `load_task(task_cfg)` returns pandas frames with the task's text fields and a normalised `label`
-column (class ids, or floats for regression), from one of three sources: local files (`data_dir`),
-a peftbench generator (offline tasks), or the Hugging Face Hub (`dataset` + `subset`).
+column (class ids, or floats for regression), from one of three sources: local files (`data_dir`, or
+`<data_root>/<data_subdir>`: `resolve_data_dir`), a peftbench generator (offline tasks), or the Hugging
+Face Hub (`dataset` + `subset`; or a local copy of a hub repository).
 """
 
-from .loading import TaskData, load_task
+from .loading import TaskData, load_task, resolve_data_dir
 
-__all__ = ["TaskData", "load_task"]
+__all__ = ["TaskData", "load_task", "resolve_data_dir"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,12 @@ class TaskData:
     num_labels: int  # 1 for regression
 
 
-def load_task(task: DictConfig, seed: int = 0) -> TaskData:
+def load_task(task: DictConfig, seed: int = 0, data_root: str | None = None) -> TaskData:
+    """The task's splits; `data_root` (the run's top-level key) gives the folder when task.data_dir is null."""
+    folder = resolve_data_dir(task, data_root)
+    if folder is not None and not task.data_dir:  # every reader below sees the resolved folder
+        task = copy.deepcopy(task)
+        task.data_dir = str(folder)
     splits = [task.train_split, *eval_splits(task)]
     if task.data_files:  # one named file per split
         raw = read_data_files(task, _read_file)
@@ -51,6 +57,27 @@ def load_task(task: DictConfig, seed: int = 0) -> TaskData:
     evals = {s: _subsample(df, task.max_eval_samples, seed) for s, df in frames.items()}
     num_labels = len(task.label_names) if task.label_names else 1
     return TaskData(train=train, evals=evals, source=source, num_labels=num_labels)
+
+
+def resolve_data_dir(task: DictConfig, data_root: str | None) -> Path | None:
+    """Where a task's local files are: task.data_dir if set, else <data_root>/<task.data_subdir> when both
+    are set, else None (the task's generator or hub dataset). `~` expands in both."""
+    if task.data_dir:
+        return Path(task.data_dir).expanduser()
+    if not data_root or not task.data_subdir:
+        return None
+    root = Path(data_root).expanduser()
+    folder = root / task.data_subdir
+    if folder.is_dir():
+        return folder
+    if not root.is_dir():
+        expanded = f" ({root})" if str(root) != str(data_root) else ""
+        raise UserError(f"data_root={data_root}: no such folder{expanded}. Point it at the folder that holds the "
+                        f"task folders ({task.data_subdir}/, ...), or set task.data_dir=<folder>.")
+    there = ", ".join(sorted(p.name + "/" for p in root.iterdir() if p.is_dir())) or "none"
+    raise UserError(f"task '{task.name}': no folder {task.data_subdir}/ in data_root={data_root} (looked for "
+                    f"{folder}). Folders there: {there}. Add {task.data_subdir}/ with the task's train and dev "
+                    "files, or point this task elsewhere with task.data_dir=<folder>.")
 
 
 def _subsample(df: pd.DataFrame, n: int | None, seed: int) -> pd.DataFrame:
@@ -93,12 +120,15 @@ def _read_file(task: DictConfig, path: Path) -> pd.DataFrame:
 def _read_hub(task: DictConfig, splits: list[str]) -> dict[str, pd.DataFrame]:
     import datasets  # heavy; only this path needs it
 
+    folder = Path(task.dataset or "").expanduser()  # a local copy of a hub repository (Parquet files, README)
+    local = bool(task.dataset) and folder.is_dir()
+    path, where = (str(folder), f"the folder {folder}") if local else (task.dataset, "the Hugging Face Hub")
     try:
-        ds = datasets.load_dataset(task.dataset, task.subset)
+        ds = datasets.load_dataset(path, task.subset)
     except Exception as exc:  # offline, unknown id, no access: all end the same way for the user
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise UserError(f"task '{task.name}': cannot load '{task.dataset}' ({task.subset}) from the Hugging Face "
-                        f"Hub: {type(exc).__name__}: {first}. Without network, point task.data_dir at local "
+        raise UserError(f"task '{task.name}': cannot load '{task.dataset}' ({task.subset}) from {where}: "
+                        f"{type(exc).__name__}: {first}. Without network, point task.data_dir at local "
                         "files (GLUE TSV, CSV or JSON).") from exc
     return {s: ds[s].to_pandas() for s in splits if s in ds}
 
