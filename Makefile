@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 
-.PHONY: help install demo test bench report clean
+.PHONY: help install demo test bench report glue glue-report clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -37,6 +37,22 @@ bench: $(STAMP)  ## benchmark the harness: overhead, peft parity, memory, scalin
 
 report: $(STAMP)  ## print the Markdown table of everything under results/
 	$(BIN)/peftbench report results
+
+GLUE_OUT  ?= results/glue-minilm
+GLUE_LRS  ?= default
+GLUE_DOCS ?= docs/results/glue-minilm
+GLUE_COST ?= cost-runs
+GLUE_COLUMNS := glue/sst2=SST-2,glue/mrpc:accuracy=MRPC acc,glue/mrpc:f1=MRPC F1,glue/cola:matthews_correlation=CoLA MCC,glue/rte=RTE,glue/stsb:pearson=STS-B P,glue/stsb:spearmanr=STS-B S,avg,params,params_pct
+glue: $(STAMP)  ## MiniLM x 13 methods x RTE, MRPC, STS-B, CoLA, SST-2 x 3 seeds on ../shared/data/glue (~7 h on 2 cores, resumable; GLUE_LRS=sweep: 3 rates each)
+	@rc=0; GLUE_OUT=$(GLUE_OUT) PEFTBENCH=$(BIN)/peftbench scripts/glue_minilm.sh $(GLUE_LRS) || rc=$$?; \
+	$(MAKE) glue-report GLUE_DOCS=$(GLUE_OUT) GLUE_COST=runs; exit $$rc
+
+# Run in GLUE_DOCS, so that the tables name run files relative to it (tests/test_glue_table.py regenerates them).
+glue-report: $(STAMP)  ## the MiniLM GLUE tables and plots from GLUE_DOCS/runs (default: regenerate docs/results/glue-minilm)
+	cd $(GLUE_DOCS) && $(abspath $(BIN))/peftbench report runs --best-of train.lr --columns '$(GLUE_COLUMNS)' -o scores.md
+	cd $(GLUE_DOCS) && $(abspath $(BIN))/peftbench report runs --best-of train.lr --columns '$(GLUE_COLUMNS)' --format latex -o scores.tex
+	cd $(GLUE_DOCS) && $(abspath $(BIN))/peftbench report runs --best-of train.lr --plots plots -o plots/scores-all.md
+	cd $(GLUE_DOCS) && $(abspath $(BIN))/peftbench report $(GLUE_COST) --table cost --tasks glue/sst2 -o cost.md
 
 clean:  ## remove the venv and caches (keeps results/)
 	rm -rf $(VENV) .pytest_cache build dist *.egg-info

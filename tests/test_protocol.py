@@ -99,3 +99,21 @@ def test_per_task_refuses_a_key_the_config_does_not_have():
     cfg = make_cfg(*EPOCHS, "++per_task={demo: {train.epoch: 20}}")
     with pytest.raises(UserError, match=r"per_task.demo: unknown key\(s\) train.epoch"):
         apply_per_task(cfg)
+
+
+@pytest.mark.parametrize("preset, task, expected", [
+    ("lora_paper/roberta_base", "glue/mrpc", {"train.batch_size": 16, "train.epochs": 30, "train.lr": 4e-4,
+                                              "train.init_from": "task:glue/mnli"}),
+    ("lora_paper/roberta_large", "glue/sst2", {"train.batch_size": 4, "train.epochs": 10, "train.lr": 4e-4,
+                                              "model.max_length": 128}),
+    ("glue_minilm", "glue/sst2", {"train.epochs": 1, "task.max_train_samples": 5000, "task.sample_seed": 0}),
+])
+def test_a_preset_sets_its_per_task_values(preset, task, expected):
+    """Table 9 of the LoRA paper (RoBERTa-base MRPC: batch 16, 30 epochs, lr 4e-4, from the MNLI weights;
+    RoBERTa-large SST-2: batch 4, 10 epochs, lr 4e-4, length 128) and the MiniLM table's budget, as a job sees them."""
+    from omegaconf import OmegaConf
+
+    cfg = make_cfg(f"+experiment={preset}", f"task={task}")
+    assert apply_per_task(cfg) == expected
+    assert {k: OmegaConf.select(cfg, k) for k in expected} == expected
+    assert cfg.train.eval_every == ("epoch" if preset.startswith("lora_paper") else 0)

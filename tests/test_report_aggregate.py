@@ -150,3 +150,28 @@ def test_csv_keeps_the_picks_on_stderr(tuned, capsys):
     out, err = capsys.readouterr()
     assert out.splitlines()[1:] == ["full,75.0,,1", "lora,72.0,2.8,2"]
     assert "- lora: glue/mrpc 0.0001 (of 0.0001, 0.001; n=2), glue/rte 0.001 (of 0.0001, 0.001; n=2)" in err
+
+
+def test_a_range_that_shows_as_one_value_is_one_value():
+    from peftbench.report.build import value_range
+
+    def show(v):
+        return f"{v:.2f}"
+
+    assert value_range([1.0398, 1.0399], show) == "1.04"  # STS-B's 1-output head: a few parameters fewer
+    assert value_range([1.0, 2.0], show) == "1.00–2.00"
+
+
+def test_the_glue_score_of_a_task_uses_its_score_metrics():
+    """CoLA is scored by MCC alone (task.score_metrics), also in run files made before that field existed;
+    MRPC by the mean of accuracy and F1 (no score_metrics: every metric)."""
+    from peftbench.report.runs import task_score
+
+    cola = {"task": "glue/cola", "metrics": {"matthews_correlation": 0.2, "accuracy": 0.7},
+            "config": {"task": {"metrics": ["matthews_correlation", "accuracy"]}}}
+    assert task_score(cola) == 0.2
+    cola["config"]["task"]["score_metrics"] = ["matthews_correlation", "accuracy"]
+    assert task_score(cola) == pytest.approx(0.45)
+    mrpc = {"task": "glue/mrpc", "metrics": {"accuracy": 0.7, "f1": 0.8},
+            "config": {"task": {"metrics": ["accuracy", "f1"], "score_metrics": None}}}
+    assert task_score(mrpc) == pytest.approx(0.75)

@@ -73,6 +73,9 @@ def _task_problems(task: DictConfig, metric_names: list[str], data_root: str | N
             problems.append(f"task '{name}': unknown metric '{metric}'. Available: {', '.join(metric_names)}.")
     if task.main_metric not in task.metrics:
         problems.append(f"task.main_metric='{task.main_metric}': not in task.metrics {list(task.metrics)}.")
+    stray = [m for m in task.score_metrics or [] if m not in task.metrics]
+    if stray:
+        problems.append(f"task.score_metrics: {', '.join(stray)} not in task.metrics {list(task.metrics)}.")
     if task.kind == "classification" and not 1 <= len(task.text_fields) <= 2:
         problems.append(f"task.text_fields={list(task.text_fields)}: give one field or a pair.")
     problems += kind_problems(task)

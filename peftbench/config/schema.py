@@ -50,6 +50,7 @@ class TaskConfig:
     eval_splits: Optional[Dict[str, str]] = None  # split -> metric-name suffix; null: {validation: ""}
     metrics: List[str] = MISSING
     main_metric: str = MISSING
+    score_metrics: Optional[List[str]] = None  # the metrics of the benchmark score (GLUE avg); null: all metrics
     max_train_samples: Optional[int] = None
     max_eval_samples: Optional[int] = None
     sample_seed: Optional[int] = None  # the seed of the max_*_samples subsets; null: the run's seed

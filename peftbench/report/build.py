@@ -28,12 +28,18 @@ def cost_columns() -> dict[str, Column]:
             "throughput": Column("throughput", "samples/s", decimals=1)}
 
 
+def value_range(values: list, show) -> str:
+    """'lo–hi' of sorted values as shown, or one value when both ends look the same (a regression task's
+    1-output head makes the base model a few parameters smaller: 1.0398 and 1.0399 both show as 1.04)."""
+    lo, hi = show(values[0]), show(values[-1])
+    return lo if lo == hi else f"{lo}–{hi}"
+
+
 def cost_cells(runs: list[dict]) -> dict[str, Cell]:
     counts = sorted({params(r)[0] for r in runs})
     pcts = sorted({params(r)[1] for r in runs})
-    text = human_count(counts[0]) if len(counts) == 1 else f"{human_count(counts[0])}–{human_count(counts[-1])}"
-    return {"params": Cell(counts[-1], text=text),
-            "params_pct": Cell(pcts[-1], text=f"{pcts[0]:.2f}" if len(pcts) == 1 else f"{pcts[0]:.2f}–{pcts[-1]:.2f}"),
+    return {"params": Cell(counts[-1], text=value_range(counts, human_count)),
+            "params_pct": Cell(pcts[-1], text=value_range(pcts, lambda v: f"{v:.2f}")),
             "memory": Cell(statistics.fmean(peak_memory_mb(r) for r in runs)),
             "throughput": Cell(statistics.fmean(r["throughput"]["train_samples_per_s"] for r in runs)),
             "train_s": Cell(statistics.fmean(r["timing"]["train_s"] for r in runs))}

@@ -75,9 +75,24 @@ def official_metrics(run: dict) -> list[str]:
     return [m + s for s in suffixes for m in task["metrics"]]
 
 
+# Run files made before `task.score_metrics` existed (peftbench 0.1.0 before 2026-11-25) listed CoLA's
+# accuracy beside its Matthews correlation; GLUE scores CoLA by the correlation alone.
+SCORE_METRICS_BEFORE_THE_FIELD = {"glue/cola": ["matthews_correlation"]}
+
+
+def score_metrics(run: dict) -> list[str]:
+    """The metrics of the task's benchmark score: `task.score_metrics` (each per eval split), else all."""
+    task = (run.get("config") or {}).get("task") or {}
+    declared = task.get("score_metrics") if "score_metrics" in task else SCORE_METRICS_BEFORE_THE_FIELD.get(run["task"])
+    if not declared:
+        return official_metrics(run)
+    suffixes = (task.get("eval_splits") or {"validation": ""}).values()
+    return [m + s for s in suffixes for m in declared]
+
+
 def task_score(run: dict) -> float:
-    """GLUE: a task with several official metrics scores their unweighted mean."""
-    return statistics.fmean(run["metrics"][m] for m in official_metrics(run) if m in run["metrics"])
+    """GLUE: a task with several official metrics (MRPC accuracy and F1) scores their unweighted mean."""
+    return statistics.fmean(run["metrics"][m] for m in score_metrics(run) if m in run["metrics"])
 
 
 def metric_header(task: str, metric: str, names: list[str]) -> str:
