@@ -70,21 +70,35 @@ def check_launcher_installed(overrides: list[str]) -> None:
     for arg in overrides:
         key, _, value = arg.partition("=")
         plugin = LAUNCHER_PLUGINS.get(value) if key.lstrip("+~") == "hydra/launcher" else None
-        if plugin and importlib.util.find_spec(f"hydra_plugins.{plugin}") is None:
+        if plugin and not _installed(f"hydra_plugins.{plugin}"):
             raise UserError(f"hydra/launcher={value} needs the Hydra plugin {plugin.replace('_', '-')}, which is "
                             "not installed: pip install 'peftbench[cluster]' (or pip install -e '.[cluster]' "
                             "in a checkout).")
+
+
+def _installed(module: str) -> bool:
+    import importlib.util
+
+    try:  # find_spec imports the parent package: no `hydra_plugins` at all raises instead of returning None
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
 
 
 def run_command(args: list[str]) -> int:
     import hydra
 
     from .config import CONF_DIR, check_group_choices
+    from .config.choices import SEARCH_PATH_FLAGS
     from .run import sweep
 
     multirun = any(a in ("-m", "--multirun") for a in args)
     overrides = check_group_choices([a for a in args if a != "--force"], multirun)
     check_launcher_installed(overrides)
+    if not any(a.split("=")[0] in SEARCH_PATH_FLAGS for a in overrides):  # else only Hydra knows the config
+        cfg = compose(first_of_sweeps(overrides, multirun))  # a typo, a wrong type: one message now, not Hydra's
+        if multirun:
+            check_sweep_values(cfg, overrides)
     if "--force" in args:
         overrides.append("force=true")
     if multirun:  # the sweep's ledger, where every job (local, joblib or SLURM) says how it ended
@@ -151,21 +165,119 @@ def params_command(argv: list[str]) -> int:
 
 
 def compose(overrides: list[str]):
-    """The run config for these overrides, as `peftbench run` composes it (no run dir, no Hydra job)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
+    """The run config for these overrides, as `peftbench run` composes it (no run dir, no Hydra job).
+    Hydra's composition errors become one UserError: an unknown key with the closest valid keys of its
+    node, a value of the wrong type with the type expected."""
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from .config import CONF_DIR, check_group_choices
+    from .config import check_group_choices
 
     check_group_choices(overrides)
     try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            return hydra_compose("config", overrides=overrides)
+        return _hydra_compose(overrides)
     except (HydraException, OmegaConfBaseException) as exc:
-        raise UserError(str(exc).strip().splitlines()[0]) from exc
+        raise compose_error(exc, overrides) from None
 
+
+def _hydra_compose(overrides: list[str]):
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from .config import CONF_DIR
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return hydra_compose("config", overrides=overrides)
+
+
+TYPE_NAMES = {"Float": "a float", "Integer": "an integer", "Boolean": "true or false", "bool": "true or false"}
+
+
+def compose_error(exc: Exception, overrides: list[str]) -> UserError:
+    """`Unknown key 'lrr' in train. Did you mean 'lr'? Valid keys: ...` or `train.lr='abc': expected a float.`"""
+    import re
+
+    from omegaconf import DictConfig, OmegaConf
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
+
+    from .errors import did_you_mean
+
+    cause, message = exc.__cause__, str(exc).strip()
+    key = getattr(cause, "full_key", None)
+    if isinstance(cause, ValidationError) and key:
+        return _type_error(key, cause)
+    if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and key:
+        parent, _, name = key.rpartition(".")
+        keys = [o.lstrip("+~").split("=")[0] for o in overrides]
+        rest = [o for o, k in zip(overrides, keys) if k != key and not k.startswith(key + ".")]
+        try:
+            node = _hydra_compose(rest)
+            node = OmegaConf.select(node, parent) if parent else node
+        except Exception:  # another mistake in the rest: Hydra's own words
+            node = None
+        if isinstance(node, DictConfig):
+            valid = sorted(str(k) for k in node.keys())
+            where = f" in {parent}" if parent else ""
+            hint = (f" A knob of method '{node.name}' that its YAML leaves out is added with "
+                    f"+method.<knob>=<value>." if parent == "method" else "")
+            return UserError(f"Unknown key '{name}'{where}.{did_you_mean(name, valid)} "
+                             f"Valid keys: {', '.join(valid)}.{hint}")
+    detail = f" ({str(cause).splitlines()[0]})" if cause is not None and str(cause) else ""
+    return UserError(message + detail)
+
+
+def _type_error(key: str, exc: Exception) -> UserError:
+    import re
+
+    expected = re.search(r"converted to (\w+)|not a valid (bool)", str(exc))
+    if expected:
+        return UserError(f"{key}={exc.value!r}: expected {TYPE_NAMES[expected[1] or expected[2]]}.")
+    return UserError(f"{key}={exc.value!r}: {str(exc).splitlines()[0]}")
+
+
+def check_sweep_values(cfg, args: list[str]) -> None:
+    """Every value of a swept key (`seed=1,abc`) has the key's type; group options are checked before."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+    from omegaconf.errors import ValidationError
+
+    from .config import GROUPS
+
+    for arg in (a for a in args if "=" in a and not a.startswith("-") and "/" not in a.split("=")[0]):
+        try:
+            override = OverridesParser.create().parse_overrides([arg])[0]
+            values = list(override.sweep_iterator()) if override.is_sweep_override() else []
+        except Exception:  # glob(...) and the like: Hydra expands (and checks) them itself
+            continue
+        key = override.key_or_group
+        if key in GROUPS or key.split(".")[0] == "hydra":  # a group option, or Hydra's own settings
+            continue
+        for value in values:
+            try:
+                OmegaConf.update(cfg, key, value, merge=True)
+            except ValidationError as exc:
+                raise _type_error(key, exc) from None
+
+
+def first_of_sweeps(args: list[str], multirun: bool) -> list[str]:
+    """The overrides of a command line, in a multirun each sweep (`seed=1,2,3`) at its first value: one
+    config to check before Hydra starts the jobs. Sweeps Hydra expands itself (glob) are left out."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    out = []
+    for arg in (a for a in args if ("=" in a or a.startswith("~")) and not a.startswith("-")):
+        try:
+            override = OverridesParser.create().parse_overrides([arg])[0]
+        except Exception:  # Hydra's parser says what is wrong when it composes
+            override = None
+        if override is None or not multirun or not override.is_sweep_override():
+            out.append(arg)
+            continue
+        try:
+            out.append(f"{override.get_key_element()}={next(iter(override.sweep_string_iterator()))}")
+        except Exception:  # glob(...): needs Hydra's config loader
+            pass
+    return out
 
 
 if __name__ == "__main__":

@@ -70,3 +70,32 @@ def test_a_launcher_without_its_plugin_names_the_extra_to_install(monkeypatch, c
     err = capsys.readouterr().err
     assert "hydra/launcher=slurm needs the Hydra plugin hydra-submitit-launcher" in err
     assert "pip install 'peftbench[cluster]'" in err
+
+
+# Mistakes as a user makes them: the console entry point, exit status 2, one message, no traceback.
+# (args, texts the message must hold); `{tmp}` is a fresh folder, `results_dir` is set there unless given.
+MISTAKES = [
+    (["train.lrr=0.1"], ["Unknown key 'lrr' in train. Did you mean 'lr'? Valid keys: batch_size,"]),
+    (["metod=lora"], ["Unknown key 'metod'. Did you mean 'method'? Valid keys:", "per_task"]),
+    (["method.lora_alpah=32"], ["Unknown key 'lora_alpah' in method. Did you mean 'lora_alpha'?",
+                                "+method.<knob>=<value>"]),
+    (["-m", "method=lora,bitfit", "task.text_feilds=[a]"], ["Unknown key 'text_feilds' in task. Did you mean "
+                                                            "'text_fields'?"]),
+    (["train.lr=abc"], ["train.lr='abc': expected a float."]),
+    (["seed=abc"], ["seed='abc': expected an integer."]),
+    (["train.batch_size=2.5"], ["train.batch_size=2.5: expected an integer."]),
+    (["-m", "seed=1,abc"], ["seed='abc': expected an integer."]),
+]
+
+
+@pytest.mark.parametrize("args,texts", MISTAKES, ids=[" ".join(a) for a, _ in MISTAKES])
+def test_a_mistake_gets_one_message_and_status_2(tmp_path, args, texts):
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    if not any(a.startswith("results_dir=") for a in args):
+        args.append(f"results_dir={tmp_path / 'results'}")
+    out = subprocess.run([sys.executable, "-m", "peftbench.cli", "run", "model=tiny", "hardware=cpu", *args],
+                         capture_output=True, text=True, timeout=300)
+    assert "Traceback" not in out.stderr, out.stderr
+    assert out.returncode == 2, out.stderr
+    for text in texts:
+        assert text in out.stderr, out.stderr
