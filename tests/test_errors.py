@@ -85,6 +85,7 @@ MISTAKES = [
     (["seed=abc"], ["seed='abc': expected an integer."]),
     (["train.batch_size=2.5"], ["train.batch_size=2.5: expected an integer."]),
     (["-m", "seed=1,abc"], ["seed='abc': expected an integer."]),
+    (["train.max_steps=-5"], ["train.max_steps=-5: must be > 0, or -1 to train by epochs."]),
 ]
 
 

@@ -35,7 +35,9 @@ def check_config(cfg: DictConfig, method, metric_names: list[str]) -> tuple[Any,
                         "(0: at the end only) or 'epoch'.")
     if t.report not in ("last", "best"):
         problems.append(f"train.report='{t.report}': must be one of last, best.")
-    if t.max_steps <= 0 and t.epochs <= 0:
+    if t.max_steps <= 0 and t.max_steps != -1:
+        problems.append(f"train.max_steps={t.max_steps}: must be > 0, or -1 to train by epochs.")
+    elif t.max_steps <= 0 and t.epochs <= 0:
         problems.append(f"train.epochs={t.epochs} and train.max_steps={t.max_steps}: set one of them > 0.")
     if not 0 <= t.warmup_ratio < 1:
         problems.append(f"train.warmup_ratio={t.warmup_ratio}: must be in [0, 1).")
