@@ -170,6 +170,22 @@ def test_globs_pick_run_folders(runs_dir, capsys):
     assert out.splitlines()[2] == "| lora | 72.0 ± 2.8 (n=2) |" and "bitfit" not in out
 
 
+@pytest.mark.parametrize("content,reason", [
+    ("[1, 2]", "a JSON list, not a run file's object"),
+    ('{"name": "x", "results": {}}', "not a run file: no status, model, method, task"),
+    ('{"schema_version": 2, "status": "ok"}', "schema_version 2; this peftbench reads 1"),
+    ('{"status": "ok", "model": "m", "method": "lora", "task": "glue/rte"}', "status ok but no metrics"),
+    ("{not json", "unreadable (Expecting property name"),
+])
+def test_a_file_that_is_not_a_run_file_is_listed_and_the_rest_reported(runs_dir, capsys, content, reason):
+    bad = Path(runs_dir) / "other" / "run.json"
+    bad.parent.mkdir()
+    bad.write_text(content)
+    out = report(capsys, runs_dir)
+    assert "| lora |" in out and "| full |" in out
+    assert f"{bad}: unreadable (" in out and reason in out
+
+
 def test_pareto_front():
     points = [(10, 80), (100, 85), (50, 70), (1000, 85), (5, 60), (200, 90)]
     assert pareto_front(points) == [(5, 60), (10, 80), (100, 85), (200, 90)]

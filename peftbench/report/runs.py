@@ -12,7 +12,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from ..errors import UserError, unknown_name
-from ..runfile import find_run_files
+from ..runfile import SCHEMA_VERSION, find_run_files
 
 METRIC_LABELS = {"accuracy": "acc", "f1": "F1", "matthews_correlation": "MCC", "pearson": "Pearson",
                  "spearmanr": "Spearman"}
@@ -26,11 +26,34 @@ def load_runs(paths) -> tuple[list[dict], list[str]]:
     for path in find_run_files(expand(paths)):
         try:
             record = json.loads(path.read_text())
-            record["_path"] = str(path)
-            runs.append(record)
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, ValueError) as exc:
             problems.append(f"{path}: unreadable ({exc})")
+            continue
+        reason = not_a_run_record(record)
+        if reason:
+            problems.append(f"{path}: unreadable ({reason})")
+            continue
+        record["_path"] = str(path)
+        runs.append(record)
     return runs, problems
+
+
+def not_a_run_record(record) -> str:
+    """Why a JSON document is not a run file the report can read ("" when it is one)."""
+    if not isinstance(record, dict):
+        return f"a JSON {type(record).__name__}, not a run file's object"
+    if record.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
+        return f"schema_version {record['schema_version']!r}; this peftbench reads {SCHEMA_VERSION}"
+    missing = [k for k in ("status", "model", "method", "task") if k not in record]
+    if missing:
+        return f"not a run file: no {', '.join(missing)}"
+    if record["status"] == "ok":
+        metrics = record.get("metrics")
+        if not isinstance(metrics, dict) or not metrics or record.get("main_metric") not in metrics:
+            return "status ok but no metrics (or no main_metric among them)"
+        if not all(isinstance(v, (int, float)) for v in metrics.values()):
+            return "status ok but a metric is not a number"
+    return ""
 
 
 def expand(paths) -> list[str]:
