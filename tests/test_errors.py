@@ -86,11 +86,20 @@ MISTAKES = [
     (["train.batch_size=2.5"], ["train.batch_size=2.5: expected an integer."]),
     (["-m", "seed=1,abc"], ["seed='abc': expected an integer."]),
     (["train.max_steps=-5"], ["train.max_steps=-5: must be > 0, or -1 to train by epochs."]),
+    (["task=glue/sst2", "task.data_dir={tmp}/header_only"], ["header_only/train.tsv: no rows"]),
+    (["task=glue/sst2", "task.data_dir={tmp}/extra_column"], ["extra_column/dev.tsv: cannot be read as TSV",
+                                                               "Expected 2 fields in line 3, saw 3"]),
 ]
 
 
 @pytest.mark.parametrize("args,texts", MISTAKES, ids=[" ".join(a) for a, _ in MISTAKES])
 def test_a_mistake_gets_one_message_and_status_2(tmp_path, args, texts):
+    rows = "sentence\tlabel\na fine film\t1\n"
+    for folder, train, dev in [("header_only", "sentence\tlabel\n", rows),
+                               ("extra_column", rows, rows + "a dull film\t0\tstray\n")]:
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "train.tsv").write_text(train)
+        (tmp_path / folder / "dev.tsv").write_text(dev)
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
     if not any(a.startswith("results_dir=") for a in args):
         args.append(f"results_dir={tmp_path / 'results'}")

@@ -108,13 +108,17 @@ def _read_file(task: DictConfig, path: Path) -> pd.DataFrame:
     try:
         if path.suffix == ".tsv":  # GLUE's TSVs are unquoted; CoLA's have no header
             cols = list(task.tsv_columns) if task.tsv_columns else None
-            return pd.read_csv(path, sep="\t", quoting=csv.QUOTE_NONE, header=None if cols else 0, names=cols,
-                               dtype=str, keep_default_na=False, on_bad_lines="warn")
-        if path.suffix == ".csv":
-            return pd.read_csv(path, dtype=str, keep_default_na=False)
-        return pd.read_json(path, lines=path.suffix == ".jsonl", dtype=False)
-    except (ValueError, pd.errors.ParserError) as exc:
-        raise UserError(f"{path}: cannot be read as {path.suffix[1:].upper()} ({exc}).") from exc
+            df = pd.read_csv(path, sep="\t", quoting=csv.QUOTE_NONE, header=None if cols else 0, names=cols,
+                             dtype=str, keep_default_na=False, on_bad_lines="error")
+        elif path.suffix == ".csv":
+            df = pd.read_csv(path, dtype=str, keep_default_na=False)
+        else:
+            df = pd.read_json(path, lines=path.suffix == ".jsonl", dtype=False)
+    except (ValueError, pd.errors.ParserError) as exc:  # a row with a column too many names its line
+        raise UserError(f"{path}: cannot be read as {path.suffix[1:].upper()} ({str(exc).strip()}).") from exc
+    if df.empty:
+        raise UserError(f"{path}: no rows (a header only?). Each split needs at least one example.")
+    return df
 
 
 def _read_hub(task: DictConfig, splits: list[str]) -> dict[str, pd.DataFrame]:
