@@ -86,6 +86,7 @@ MISTAKES = [
     (["train.batch_size=2.5"], ["train.batch_size=2.5: expected an integer."]),
     (["-m", "seed=1,abc"], ["seed='abc': expected an integer."]),
     (["train.max_steps=-5"], ["train.max_steps=-5: must be > 0, or -1 to train by epochs."]),
+    (["model=hf", "model.name_or_path=/nonexistent"], ["model.name_or_path=/nonexistent: no such folder."]),
     (["task=glue/sst2", "task.data_dir={tmp}/header_only"], ["header_only/train.tsv: no rows"]),
     (["task=glue/sst2", "task.data_dir={tmp}/extra_column"], ["extra_column/dev.tsv: cannot be read as TSV",
                                                                "Expected 2 fields in line 3, saw 3"]),

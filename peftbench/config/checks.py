@@ -3,6 +3,7 @@ every problem reported at once (`check_config`, `raise_problems`)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -50,6 +51,10 @@ def check_config(cfg: DictConfig, method, metric_names: list[str]) -> tuple[Any,
     if not m.name_or_path and not m.arch:
         problems.append(f"model '{m.name}': set model.name_or_path (hub id or folder) or model.arch "
                         "(config kwargs for a random-init model).")
+    path = str(m.name_or_path or "")
+    if path.startswith(("/", ".", "~")) and not Path(path).expanduser().is_dir():  # a folder, not a hub id
+        problems.append(f"model.name_or_path={path}: no such folder. Give a folder with the checkpoint's "
+                        "config.json (and weights), or a hub id like roberta-base.")
     problems += _task_problems(cfg.task, metric_names, cfg.data_root)
     best = t.metric_for_best
     if best is not None and best not in _metric_columns(cfg.task):
