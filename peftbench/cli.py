@@ -76,6 +76,22 @@ def check_launcher_installed(overrides: list[str]) -> None:
                             "in a checkout).")
 
 
+def check_writable(key: str, folder: str) -> None:
+    """A folder that is a file, or where nothing can be written: say so before Hydra tries to make run dirs."""
+    import tempfile
+    from pathlib import Path
+
+    path = Path(folder).expanduser().absolute()
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise UserError(f"{key}={folder}: {existing} is a file, not a folder. Point {key} at a folder.")
+    try:
+        tempfile.TemporaryFile(dir=existing).close()
+    except OSError as exc:
+        raise UserError(f"{key}={folder}: cannot write in {existing} ({exc.strerror}). Point {key} at a folder "
+                        "you can write to.") from None
+
+
 def _installed(module: str) -> bool:
     import importlib.util
 
@@ -99,6 +115,7 @@ def run_command(args: list[str]) -> int:
         cfg = compose(first_of_sweeps(overrides, multirun))  # a typo, a wrong type: one message now, not Hydra's
         if multirun:
             check_sweep_values(cfg, overrides)
+        check_writable("results_dir", cfg.results_dir)
     if "--force" in args:
         overrides.append("force=true")
     if multirun:  # the sweep's ledger, where every job (local, joblib or SLURM) says how it ended

@@ -87,6 +87,10 @@ MISTAKES = [
     (["-m", "seed=1,abc"], ["seed='abc': expected an integer."]),
     (["train.max_steps=-5"], ["train.max_steps=-5: must be > 0, or -1 to train by epochs."]),
     (["model=hf", "model.name_or_path=/nonexistent"], ["model.name_or_path=/nonexistent: no such folder."]),
+    (["-m", "hydra/launcher=slurm"], ["hydra/launcher=slurm needs the Hydra plugin hydra-submitit-launcher",
+                                      "pip install 'peftbench[cluster]'"]),
+    (["results_dir={tmp}/header_only/dev.tsv"], ["header_only/dev.tsv is a file, not a folder."]),
+    (["results_dir=/proc/peftbench"], ["results_dir=/proc/peftbench: cannot write in /proc"]),
     (["task=glue/sst2", "task.data_dir={tmp}/header_only"], ["header_only/train.tsv: no rows"]),
     (["task=glue/sst2", "task.data_dir={tmp}/extra_column"], ["extra_column/dev.tsv: cannot be read as TSV",
                                                                "Expected 2 fields in line 3, saw 3"]),
@@ -95,6 +99,10 @@ MISTAKES = [
 
 @pytest.mark.parametrize("args,texts", MISTAKES, ids=[" ".join(a) for a, _ in MISTAKES])
 def test_a_mistake_gets_one_message_and_status_2(tmp_path, args, texts):
+    from peftbench.cli import _installed
+
+    if "hydra/launcher=slurm" in args and _installed("hydra_plugins.hydra_submitit_launcher"):
+        pytest.skip("the SLURM launcher plugin is installed here")
     rows = "sentence\tlabel\na fine film\t1\n"
     for folder, train, dev in [("header_only", "sentence\tlabel\n", rows),
                                ("extra_column", rows, rows + "a dull film\t0\tstray\n")]:
