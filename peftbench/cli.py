@@ -70,7 +70,7 @@ def check_launcher_installed(overrides: list[str]) -> None:
     for arg in overrides:
         key, _, value = arg.partition("=")
         plugin = LAUNCHER_PLUGINS.get(value) if key.lstrip("+~") == "hydra/launcher" else None
-        if plugin and not _installed(f"hydra_plugins.{plugin}"):
+        if plugin and not is_installed(f"hydra_plugins.{plugin}"):
             raise UserError(f"hydra/launcher={value} needs the Hydra plugin {plugin.replace('_', '-')}, which is "
                             "not installed: pip install 'peftbench[cluster]' (or pip install -e '.[cluster]' "
                             "in a checkout).")
@@ -92,7 +92,7 @@ def check_writable(key: str, folder: str) -> None:
                         "you can write to.") from None
 
 
-def _installed(module: str) -> bool:
+def is_installed(module: str) -> bool:
     import importlib.util
 
     try:  # find_spec imports the parent package: no `hydra_plugins` at all raises instead of returning None

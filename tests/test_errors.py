@@ -99,9 +99,9 @@ MISTAKES = [
 
 @pytest.mark.parametrize("args,texts", MISTAKES, ids=[" ".join(a) for a, _ in MISTAKES])
 def test_a_mistake_gets_one_message_and_status_2(tmp_path, args, texts):
-    from peftbench.cli import _installed
+    from peftbench.cli import is_installed
 
-    if "hydra/launcher=slurm" in args and _installed("hydra_plugins.hydra_submitit_launcher"):
+    if "hydra/launcher=slurm" in args and is_installed("hydra_plugins.hydra_submitit_launcher"):
         pytest.skip("the SLURM launcher plugin is installed here")
     rows = "sentence\tlabel\na fine film\t1\n"
     for folder, train, dev in [("header_only", "sentence\tlabel\n", rows),

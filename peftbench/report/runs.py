@@ -57,7 +57,7 @@ def not_a_run_record(record) -> str:
 
 
 def expand(paths) -> list[str]:
-    """Folders, run files or globs (`results/2026-11-*`); a path or glob that matches nothing is an error."""
+    """Folders, run files or globs (`results/runs/roberta-base_*`); a path or glob that matches nothing is an error."""
     out, missing = [], []
     for p in map(str, paths):
         matches = sorted(glob.glob(p, recursive=True)) if glob.has_magic(p) else [p] if Path(p).exists() else []
