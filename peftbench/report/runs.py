@@ -94,8 +94,13 @@ def official_metrics(run: dict) -> list[str]:
     task = (run.get("config") or {}).get("task") or {}
     if not task.get("metrics"):
         return list(run.get("metrics") or {})  # a run file without its config: what it recorded
+    return per_split(task, task["metrics"])
+
+
+def per_split(task: dict, metrics: list[str]) -> list[str]:
+    """Each metric once per eval split, with the split's suffix (MNLI: accuracy, accuracy_mm)."""
     suffixes = (task.get("eval_splits") or {"validation": ""}).values()
-    return [m + s for s in suffixes for m in task["metrics"]]
+    return [m + s for s in suffixes for m in metrics]
 
 
 # Run files made before `task.score_metrics` existed (peftbench 0.1.0 before 2026-11-25) listed CoLA's
@@ -107,10 +112,7 @@ def score_metrics(run: dict) -> list[str]:
     """The metrics of the task's benchmark score: `task.score_metrics` (each per eval split), else all."""
     task = (run.get("config") or {}).get("task") or {}
     declared = task.get("score_metrics") if "score_metrics" in task else SCORE_METRICS_BEFORE_THE_FIELD.get(run["task"])
-    if not declared:
-        return official_metrics(run)
-    suffixes = (task.get("eval_splits") or {"validation": ""}).values()
-    return [m + s for s in suffixes for m in declared]
+    return per_split(task, declared) if declared else official_metrics(run)
 
 
 def task_score(run: dict) -> float:
