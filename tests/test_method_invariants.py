@@ -22,7 +22,9 @@ TINY_KNOBS = {
 # Methods that change the function at init, by design: prompts and prefixes add tokens; LST adds a
 # side network with its own classifier; peft initialises FourierFT's spectrum (init_weights=false)
 # and C3A's kernels (xavier_uniform) randomly by default; peftbench keeps peft's defaults.
-NOT_IDENTITY = {"prompt_tuning", "p_tuning", "prefix_tuning", "lst", "fourierft", "c3a"}
+# Binary adapters start their up projection at N(0, 0.001) (quantising a zero matrix is undefined), as
+# the paper's code does: near the base model (tests/test_binary_adapter.py), not at it.
+NOT_IDENTITY = {"prompt_tuning", "p_tuning", "prefix_tuning", "lst", "fourierft", "c3a", "binary_adapter"}
 # Methods that can be counted but not trained on a BERT encoder (see the method's error message).
 CANNOT_TRAIN = {"prefix_tuning"}
 METHOD_NAMES = METHODS.names()
