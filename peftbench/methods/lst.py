@@ -22,7 +22,7 @@ from ..config import MethodConfig
 from ..errors import UserError
 from .base import METHODS, Method, backbone, hidden_size
 
-ENCODERS = ("bert", "roberta", "xlm-roberta", "electra", "deberta-v2")
+ENCODERS = ("bert", "roberta", "xlm-roberta", "electra", "deberta-v2", "vit")  # ViT: image tokens, [CLS] first
 
 
 @dataclass
@@ -62,9 +62,10 @@ class LadderSideModel(nn.Module):
         self.classifier = nn.Linear(d, config.num_labels)
 
     def forward(self, input_ids=None, attention_mask=None, labels=None, **inputs):
+        given = {"input_ids": input_ids, "attention_mask": attention_mask, **inputs}  # ViT: pixel_values
         with torch.no_grad():  # no graph through the backbone: LST's memory saving
-            hidden = backbone(self.model)(input_ids=input_ids, attention_mask=attention_mask,
-                                          output_hidden_states=True, **inputs).hidden_states
+            hidden = backbone(self.model)(**{k: v for k, v in given.items() if v is not None},
+                                          output_hidden_states=True).hidden_states
         pad = None if attention_mask is None else attention_mask == 0
         h = self.down[0](hidden[0])
         for i, layer in enumerate(self.side):
