@@ -105,6 +105,7 @@ BLOCK_OUTPUTS = {
 }
 # ViT in transformers 5: attention.o_proj and mlp.fc2 (4.x: BERT's names, matched as well).
 BLOCK_OUTPUTS["vit"] = {"attention": r"attention\.(o_proj|output\.dense)$", "ffn": r"mlp\.fc2$|layer\.\d+\.output\.dense$"}
+BLOCK_OUTPUTS["audio-spectrogram-transformer"] = BLOCK_OUTPUTS["vit"]  # AST: ViT's layers over spectrogram patches
 for _alias in ("roberta", "xlm-roberta", "electra", "deberta-v2"):
     BLOCK_OUTPUTS[_alias] = BLOCK_OUTPUTS["bert"]
 for _alias in ("mistral", "qwen2", "qwen3"):
