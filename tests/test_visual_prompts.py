@@ -67,11 +67,11 @@ def test_vqt_query_outputs_are_the_layers_own_computation_on_rows_that_attend_on
         torch.testing.assert_close(layer(x, None), full[:, :17], atol=1e-5, rtol=1e-4)  # features intact
 
 
-def test_vqt_never_back_propagates_through_the_encoder_and_vpt_does():
-    for method, reaches in (("vqt", False), ("vpt", True)):
+def test_vqt_and_lst_never_back_propagate_through_the_encoder_and_vpt_does():
+    for method, reaches in (("vqt", False), ("lst", False), ("vpt", True)):
         model, _ = build(method)
         model.train()
-        embeddings = model.model.vit.embeddings if method == "vqt" else model.vit.embeddings
+        embeddings = model.vit.embeddings if method == "vpt" else model.model.vit.embeddings
         fired = []
         embeddings.register_full_backward_hook(lambda *args: fired.append(True))
         loss = model(pixel_values=torch.randn(2, 3, 32, 32, requires_grad=True), labels=torch.tensor([1, 2])).loss

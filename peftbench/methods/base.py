@@ -132,6 +132,15 @@ def replace_module(model, name: str, new) -> None:
     setattr(model.get_submodule(parent) if parent else model, child, new)
 
 
+def task_loss(logits, labels, num_labels: int):
+    """The task head's loss for methods that bring their own head: MSE for regression, else cross-entropy."""
+    from torch.nn import functional as F
+
+    if labels is None:
+        return None
+    return F.mse_loss(logits.squeeze(-1), labels.float()) if num_labels == 1 else F.cross_entropy(logits, labels)
+
+
 def hidden_size(model) -> int:
     config = model.config
     return getattr(config, "hidden_size", None) or config.d_model

@@ -15,12 +15,11 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from ..config import MethodConfig
 from ..errors import UserError
-from .base import METHODS, Method, backbone, hidden_size
+from .base import METHODS, Method, backbone, hidden_size, task_loss
 
 ENCODERS = ("bert", "roberta", "xlm-roberta", "electra", "deberta-v2", "vit")  # ViT: image tokens, [CLS] first
 
@@ -73,11 +72,7 @@ class LadderSideModel(nn.Module):
             h = layer(mu * self.down[i + 1](hidden[i + 1]) + (1 - mu) * h, src_key_padding_mask=pad)
         final = hidden[-1] + self.up(h)
         logits = self.classifier(self.dropout(final[:, 0]))
-        loss = None
-        if labels is not None:
-            loss = (F.mse_loss(logits.squeeze(-1), labels.float()) if self.config.num_labels == 1
-                    else F.cross_entropy(logits, labels))
-        return SequenceClassifierOutput(loss=loss, logits=logits)
+        return SequenceClassifierOutput(loss=task_loss(logits, labels, self.config.num_labels), logits=logits)
 
 
 def build(model, knobs: LSTConfig, family: str):

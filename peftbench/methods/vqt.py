@@ -25,7 +25,7 @@ from torch.nn import functional as F
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from ..config import MethodConfig
-from .base import METHODS, Method, hidden_size
+from .base import METHODS, Method, hidden_size, task_loss
 from .vpt import prompt_init, vit_parts
 
 
@@ -92,11 +92,7 @@ class VisualQueryModel(nn.Module):
         summaries = [query_block(layer, x_i, queries[i].expand(x_i.shape[0], -1, -1)).flatten(1)
                      for i, (layer, x_i) in enumerate(zip(layers, inputs_per_layer))]
         logits = self.classifier(torch.cat([cls, *summaries], dim=1))
-        loss = None
-        if labels is not None:
-            loss = (F.mse_loss(logits.squeeze(-1), labels.float()) if self.config.num_labels == 1
-                    else F.cross_entropy(logits, labels))
-        return SequenceClassifierOutput(loss=loss, logits=logits)
+        return SequenceClassifierOutput(loss=task_loss(logits, labels, self.config.num_labels), logits=logits)
 
 
 def build(model, knobs: VQTConfig, family: str):
