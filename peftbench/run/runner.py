@@ -67,9 +67,9 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict:
     record = new_record(cfg, run_dir)
     _process_state(cfg.hardware)
     apply_per_task(cfg)  # a no-op after run.job applied it (it empties per_task); here for direct calls
-    existed, previous, training = run_dir.exists(), None, []
+    existed, previous, aside, training = run_dir.exists(), None, None, []
     if _is_main_process():
-        _move_other_config_run(run_dir, record["config_hash"])
+        aside = _move_other_config_run(run_dir, record["config_hash"])
         previous = runfile.read(run_dir / runfile.FILE_NAME)
         runfile.write_atomic(run_dir / runfile.FILE_NAME, record)
     started, write = time.perf_counter(), True
@@ -81,7 +81,7 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict:
         if isinstance(exc, UserError) and not training:  # a mistake in the command: no run file (README, "Run files")
             write = False
             if _is_main_process():
-                _undo_start(run_dir, existed, previous)
+                _undo_start(run_dir, existed, previous, aside)
         record["status"] = "failed" if isinstance(exc, Exception) else "killed"
         record["error"] = {"type": type(exc).__name__, "message": str(exc), "traceback": traceback.format_exc()}
         raise
@@ -96,9 +96,18 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict:
     return record
 
 
-def _undo_start(run_dir: Path, existed: bool, previous: dict | None) -> None:
-    """Put the run dir back as it was before this run started: its earlier run file, or no folder at all."""
-    if not existed:
+def _undo_start(run_dir: Path, existed: bool, previous: dict | None, aside: Path | None) -> None:
+    """Put the run dir back as it was before this run started: its earlier run file (or the ok run moved
+    aside, moved back), or no folder at all."""
+    if aside is not None:
+        (run_dir / runfile.FILE_NAME).unlink(missing_ok=True)
+        for item in aside.iterdir():
+            os.replace(item, run_dir / item.name)
+        with contextlib.suppress(OSError):
+            aside.rmdir()
+        runfile.write_atomic(run_dir / runfile.FILE_NAME, {**runfile.read(run_dir / runfile.FILE_NAME),
+                                                           "run_dir": str(run_dir)})
+    elif not existed:
         shutil.rmtree(run_dir, ignore_errors=True)
     elif previous is not None:
         runfile.write_atomic(run_dir / runfile.FILE_NAME, previous)
@@ -106,13 +115,13 @@ def _undo_start(run_dir: Path, existed: bool, previous: dict | None) -> None:
         (run_dir / runfile.FILE_NAME).unlink(missing_ok=True)
 
 
-def _move_other_config_run(run_dir: Path, key: str) -> None:
+def _move_other_config_run(run_dir: Path, key: str) -> Path | None:
     """A run dir that holds an ok run of another config (a group file changed since): move that run, with
     its files, to the sibling folder <name>.<its hash>, where report and skip still find it."""
     path = run_dir / runfile.FILE_NAME
     old = runfile.read(path)
     if old is None or old.get("status") != "ok" or old.get("config_hash") in (key, None):
-        return
+        return None
     aside = run_dir.with_name(f"{run_dir.name}.{old['config_hash'][:12]}")
     aside.mkdir(parents=True, exist_ok=True)
     for item in run_dir.iterdir():  # Hydra's .hydra/ and run.log are this job's by now; the lock is ours
@@ -120,6 +129,7 @@ def _move_other_config_run(run_dir: Path, key: str) -> None:
             os.replace(item, aside / item.name)
     runfile.write_atomic(aside / runfile.FILE_NAME, {**old, "run_dir": str(aside)})
     log.warning("%s held an ok run of another config (hash %s): moved to %s", run_dir, old["config_hash"], aside)
+    return aside
 
 
 @contextlib.contextmanager
