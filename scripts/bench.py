@@ -397,9 +397,11 @@ def concurrency(args) -> None:
                               (f"2 at once, split ({split} each)", 2, split)]:
         procs = [start_worker(base_overrides(args, steps) + [f"hardware.threads={threads}", f"seed={i + 1}"])
                  for i in range(n)]
-        rates = [worker_result(p)["throughput"]["train_samples_per_s"] for p in procs]
+        figures = [worker_result(p)["throughput"] for p in procs]
+        rates = [f["train_samples_per_s"] for f in figures]
         totals[label] = sum(rates)
-        rows.append([label, threads, " + ".join(f"{r:.1f}" for r in rates), f"{sum(rates):.1f}"])
+        recorded = " + ".join(str(f["threads"]) for f in figures)  # as the run files record them
+        rows.append([label, recorded, " + ".join(f"{r:.1f}" for r in rates), f"{sum(rates):.1f}"])
     table(f"6. Concurrency: {args.model} + lora, batch {args.batch}, {steps} steps, {cpus} CPUs, fresh process "
           "per run", ["runs", "threads per run", "samples/s each", "samples/s in all"], rows)
     default, shared = totals["2 at once, all cores each"], totals[rows[2][0]]
