@@ -62,20 +62,26 @@ def runs(results_dir):
     return {p.parent.name: json.loads(p.read_text()) for p in (results_dir / "runs").glob("*/run.json")}
 
 
-@pytest.mark.slow
-def test_each_job_runs_in_its_own_process_and_a_killed_one_does_not_stop_the_sweep(tmp_path):
-    """The first job trains 'forever' and is killed with SIGKILL (as the OOM killer does); the second runs."""
+def start_sweep(results_dir):
+    """A sweep whose first job trains 'forever'; returns it and its first job's child pid, once training."""
     sweep = subprocess.Popen([sys.executable, "-m", "peftbench.cli", "run", "-m", *TINY, "seed=1",
-                              "train.max_steps=100000,2", f"results_dir={tmp_path}"], env=env_without_threads(),
+                              "train.max_steps=100000,2", f"results_dir={results_dir}"], env=env_without_threads(),
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline, child = time.time() + 600, None
     while child is None and time.time() < deadline and sweep.poll() is None:
-        for lock in (tmp_path / "runs").glob("*max_steps=100000*/run.lock"):
+        for lock in (results_dir / "runs").glob("*max_steps=100000*/run.lock"):
             holder = json.loads(lock.read_text() or "{}")
             if holder.get("child_pid") and (lock.parent / "run.json").exists():
                 child = holder["child_pid"]
         time.sleep(0.5)
     assert child is not None, sweep.communicate()[0]
+    return sweep, child
+
+
+@pytest.mark.slow
+def test_each_job_runs_in_its_own_process_and_a_killed_one_does_not_stop_the_sweep(tmp_path):
+    """The first job is killed with SIGKILL (as the OOM killer does); the second runs."""
+    sweep, child = start_sweep(tmp_path)
     os.kill(child, signal.SIGKILL)
     out = sweep.communicate(timeout=600)[0]
     assert sweep.returncode == 1, out  # a job was killed; the sweep ran the next one
@@ -101,3 +107,17 @@ def test_the_local_launcher_splits_the_cpus_among_its_parallel_jobs(tmp_path):
     assert len(found) == 2 and {r["status"] for r in found} == {"ok"}
     assert len({r["host"]["pid"] for r in found}) == 2 and {r["memory"]["runs_before_in_process"] for r in found} == {0}
     assert {r["throughput"]["threads"] for r in found} == {max(1, threads.available_cpus() // 2)}  # n_jobs: 2
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_sweep_stops_its_child_and_the_sweep(tmp_path):
+    sweep, child = start_sweep(tmp_path)
+    os.kill(sweep.pid, signal.SIGTERM)
+    out = sweep.communicate(timeout=600)[0]
+    assert sweep.returncode != 0, out
+    with pytest.raises(ProcessLookupError):  # the child was stopped and reaped, not left running
+        os.kill(child, 0)
+    found = {r["config"]["train"]["max_steps"]: r for r in runs(tmp_path).values()}
+    assert set(found) == {100000}  # the sweep stopped: the second job never started
+    assert found[100000]["status"] == "killed" and found[100000]["error"]["type"] == "Stopped"
+    assert not list((tmp_path / "runs").glob("*/run.lock"))

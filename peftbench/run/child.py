@@ -9,6 +9,7 @@ the signal) and the sweep goes on. A mistake in the command comes back as a User
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -16,6 +17,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
@@ -46,9 +48,10 @@ def run_in_child(cfg: DictConfig, run_dir: Path, threads: int, on_start=lambda p
                                 stdin=subprocess.PIPE, env=env)
         on_start(proc.pid)
         try:
-            proc.stdin.write(config.encode())
-            proc.stdin.close()
-            code = proc.wait()
+            with _sigterm_raises():
+                proc.stdin.write(config.encode())
+                proc.stdin.close()
+                code = proc.wait()
         except BaseException:  # Ctrl-C or SIGTERM to this process: stop the child the same way, then go
             _stop(proc)
             raise
@@ -65,6 +68,28 @@ def run_in_child(cfg: DictConfig, run_dir: Path, threads: int, on_start=lambda p
                + (" (SIGKILL: the OOM killer, or kill -9)" if code == -signal.SIGKILL else ""))
     _close_run_file(cfg, run_dir, status, name, message)
     raise RunFailed(name, message, status)
+
+
+class Stopped(BaseException):
+    """SIGTERM reached the job while its child ran: the child is stopped (its run file ends `killed`)."""
+
+
+@contextlib.contextmanager
+def _sigterm_raises():
+    """While waiting for the child, SIGTERM to this process raises Stopped (unless someone else handles it)."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def stop(signum, frame):
+        raise Stopped("stopped by SIGTERM; run the same command again to resume from the last checkpoint")
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _stop(proc: subprocess.Popen) -> None:
