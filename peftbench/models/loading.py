@@ -56,6 +56,30 @@ def model_config(model_cfg: DictConfig, **extra):
                         "Offline, give the architecture as model.arch (see conf/model/roberta-base.yaml).") from exc
 
 
+# Position ids start after the padding index in these (RoBERTa's embeddings): roberta-base reads 514 - 2 tokens.
+_POSITIONS_AFTER_PADDING = ("roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "roberta-prelayernorm",
+                            "data2vec-text", "longformer", "mpnet", "ibert", "xmod")
+
+
+def check_max_length(model_cfg: DictConfig) -> None:
+    """`model.max_length` within the positions a model with learned position embeddings can read: one
+    message before training, not a tensor-size error when a long enough row comes up. Rotary (Llama) and
+    relative (T5) positions have no such limit; image models have no max_length to check."""
+    try:
+        config = model_config(model_cfg)
+    except UserError:  # no config to read here: loading the model says why
+        return
+    positions = getattr(config, "max_position_embeddings", None)
+    if not isinstance(positions, int) or any(k.startswith("rope") for k in config.to_dict()):
+        return
+    if config.model_type in _POSITIONS_AFTER_PADDING and isinstance(config.pad_token_id, int):
+        positions -= config.pad_token_id + 1
+    if model_cfg.max_length > positions:
+        raise UserError(f"model.max_length={model_cfg.max_length}: model '{model_cfg.name}' reads at most {positions} "
+                        f"tokens (its {config.model_type} config has {config.max_position_embeddings} position "
+                        f"embeddings). Set model.max_length={positions} or less.")
+
+
 def from_pretrained(auto_cls, source: str, name: str, **kwargs):
     try:
         return auto_cls.from_pretrained(source, **kwargs)

@@ -10,7 +10,7 @@ from pathlib import Path
 from ..config import apply_per_task
 from ..errors import UserError
 from . import sweep
-from .runner import run
+from .runner import Stopped, record_path, run
 
 
 def run_job(cfg) -> None:
@@ -57,7 +57,11 @@ def run_job(cfg) -> None:
         if multirun and isinstance(exc, Exception):  # OOM, NaN loss, bad data: this job only
             print(f"peftbench: failed  {run_dir.name}: {type(exc).__name__}: {exc}", file=sys.stderr)
             return
-        raise  # Ctrl-C, SIGTERM, a SLURM requeue: stop here
+        if isinstance(exc, (Stopped, KeyboardInterrupt)):  # the run file says `killed`; one line, no traceback
+            print(f"peftbench: killed  {run_dir.name}: {exc or 'interrupted (Ctrl-C)'}; run file: "
+                  f"{record_path(run_dir)}", file=sys.stderr)
+            sys.exit(getattr(exc, "exit_status", 130))  # 143 for SIGTERM, 130 for Ctrl-C, as a shell reports them
+        raise  # a SLURM requeue and the like: the launcher handles it
     if main_task:
         sweep.record_outcome(cfg, run_dir, "ok", main_metric=record["main_metric"],
                              main_score=record["main_score"])

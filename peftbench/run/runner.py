@@ -49,7 +49,13 @@ def new_record(cfg: DictConfig, run_dir: Path) -> dict:
 
 
 class Stopped(BaseException):
-    """SIGTERM arrived (`kill`, a scheduler stopping the job): end the run, saying so in the run file."""
+    """SIGTERM arrived (`kill`, a scheduler stopping the job): end the run, saying so in the run file.
+    `exit_status` is the shell's convention for a process ended by that signal (128 + 15)."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"stopped by {signal.Signals(signum).name}; run the same command again to resume "
+                         "from the last checkpoint")
+        self.exit_status = 128 + signum
 
 
 _TRAINED_IN_THIS_PROCESS = [0]  # runs that trained before this one in this Python process
@@ -62,9 +68,11 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict:
     _process_state(cfg.hardware)
     apply_per_task(cfg)  # a no-op after run.job applied it (it empties per_task); here for direct calls
     record = new_record(cfg, run_dir)
+    path = run_dir / runfile.FILE_NAME
     if _is_main_process():
         _keep_other_config_run_file(run_dir, record["config_hash"])
-        runfile.write_atomic(run_dir / runfile.FILE_NAME, record)
+        path = record_path(run_dir)
+        runfile.write_atomic(path, record)
     started = time.perf_counter()
     try:
         with _sigterm_raises():
@@ -78,11 +86,21 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict:
         record["finished_at"] = _now()
         record["timing"]["total_s"] = round(time.perf_counter() - started, 3)
         if _is_main_process():
-            path = runfile.write_atomic(run_dir / runfile.FILE_NAME, record)
+            if record["status"] == "ok":  # a re-run that succeeded replaces the earlier ok run file
+                path = run_dir / runfile.FILE_NAME
+                shutil.rmtree(run_dir / runfile.RERUN_DIR, ignore_errors=True)
+            runfile.write_atomic(path, record)
             log.info("run file: %s (%s)", path, record["status"])
             if record["status"] == "ok" and not cfg.train.keep_checkpoint:
                 shutil.rmtree(run_dir / CHECKPOINTS, ignore_errors=True)
     return record
+
+
+def record_path(run_dir: Path) -> Path:
+    """Where a run in run_dir writes its record until it ends ok: run.json, or rerun/run.json when run.json
+    already holds an ok run (a `--force` re-run), so that the ok result is not lost if the re-run fails."""
+    path = run_dir / runfile.FILE_NAME
+    return run_dir / runfile.RERUN_DIR / runfile.FILE_NAME if (runfile.read(path) or {}).get("status") == "ok" else path
 
 
 def _keep_other_config_run_file(run_dir: Path, key: str) -> None:
@@ -105,8 +123,7 @@ def _sigterm_raises():
         return
 
     def stop(signum, frame):
-        raise Stopped(f"stopped by {signal.Signals(signum).name}; run the same command again to resume "
-                      "from the last checkpoint")
+        raise Stopped(signum)
 
     signal.signal(signal.SIGTERM, stop)
     try:
@@ -170,7 +187,7 @@ def _execute(cfg: DictConfig, record: dict) -> None:
     from ..train.measure import PeakMemory
     from ..methods import METHODS
     from ..metrics import METRICS
-    from ..models import load_tokenizer
+    from ..models import check_max_length, load_tokenizer
     from ..tasks import load_task
     from ..tasks.tokenized import tokenize
     from ..train import fit, make_loader
@@ -178,10 +195,15 @@ def _execute(cfg: DictConfig, record: dict) -> None:
     _, problems = check_config(cfg, METHODS.get(cfg.method.name), METRICS.names())
     raise_problems(problems)
     hw, t, task = cfg.hardware, cfg.train, cfg.task
+    if task.kind != "image_classification":
+        check_max_length(cfg.model)
     accelerator = Accelerator(cpu=_on_cpu(hw), mixed_precision=hw.mixed_precision,
                               gradient_accumulation_steps=t.grad_accum)
     if hw.device == "cuda" and accelerator.device.type != "cuda":
-        raise RuntimeError("hardware.device=cuda but torch sees no CUDA device; use hardware=cpu or hardware=auto.")
+        import torch
+
+        raise UserError(f"hardware={hw.name} (hardware.device=cuda): torch {torch.__version__} sees no CUDA device "
+                        "here. Use hardware=cpu or hardware=auto, or install a CUDA build of torch (README, GPU users).")
     set_seed(cfg.seed)
 
     data = load_task(task, seed=cfg.seed, data_root=cfg.data_root)
