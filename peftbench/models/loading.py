@@ -4,11 +4,15 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
+import re
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
 from ..errors import UserError
+
+log = logging.getLogger("peftbench")
 
 
 def resolve_path(name_or_path: str) -> str:
@@ -80,13 +84,46 @@ def check_max_length(model_cfg: DictConfig) -> None:
                         f"embeddings). Set model.max_length={positions} or less.")
 
 
+# The task heads a classifier gets on top of a pretrained backbone: new when fine-tuning starts, by design.
+HEAD_PREFIXES = ("classifier", "score")
+
+
+class _NewHeadReport(logging.Filter):
+    """Drops transformers' "LOAD REPORT" table when its only rows are MISSING task-head keys (a head that
+    fine-tuning trains from scratch is expected; the run logs one line instead). Any other row (a backbone
+    key missing, an unexpected or mismatched key) keeps the table."""
+
+    def __init__(self):
+        super().__init__()
+        self.new_head: list[str] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(record.msg))
+        if "LOAD REPORT" not in text:
+            return True
+        rows = [[c.strip() for c in line.split("|")] for line in text.split("Notes:")[0].splitlines()[1:]
+                if "|" in line and not line.startswith("Key")]
+        if rows and all(len(r) > 1 and r[1] == "MISSING" and r[0].startswith(HEAD_PREFIXES) for r in rows):
+            self.new_head = [r[0] for r in rows]
+            return False
+        return True
+
+
 def from_pretrained(auto_cls, source: str, name: str, **kwargs):
+    report = _NewHeadReport()
+    logger = logging.getLogger("transformers.modeling_utils")
+    logger.addFilter(report)
     try:
-        return auto_cls.from_pretrained(source, **kwargs)
+        loaded = auto_cls.from_pretrained(source, **kwargs)
+        if report.new_head:
+            log.info("%s: new task head %s (random init, trained by the run)", name, ", ".join(report.new_head))
+        return loaded
     except OSError as exc:  # missing files, unknown hub id, offline without a cache
         first = str(exc).strip().splitlines()[0]
         raise UserError(f"model '{name}': cannot load '{source}': {first} Offline, use a local folder "
                         "(model=hf model.name_or_path=/path) or model=minilm, which ships in a package.") from exc
+    finally:
+        logger.removeFilter(report)
 
 
 def family_of(model, model_cfg: DictConfig) -> str:
