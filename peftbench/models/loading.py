@@ -104,7 +104,7 @@ class _NewHeadReport(logging.Filter):
         rows = [[c.strip() for c in line.split("|")] for line in text.split("Notes:")[0].splitlines()[1:]
                 if "|" in line and not line.startswith("Key")]
         if rows and all(len(r) > 1 and r[1] == "MISSING" and r[0].startswith(HEAD_PREFIXES) for r in rows):
-            self.new_head = [r[0] for r in rows]
+            self.new_head = sorted(r[0] for r in rows)
             return False
         return True
 
