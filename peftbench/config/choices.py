@@ -27,7 +27,7 @@ def check_group_choices(overrides: list[str], multirun: bool = False, config_dir
         if not sep or group not in GROUPS or not value or "(" in value:
             checked.append(arg)
             continue  # not a group choice, or a sweep function (glob/range/choice) Hydra expands itself
-        options = sorted({o for d in dirs for o in group_options(group, d)})
+        options = sorted({*group_options(group), *(o for d in dirs[:-1] for o in group_options(group, d))})
         choices = []
         for choice in (v.strip().strip("'\"") for v in value.split(",")):
             inside = [o for o in options if o.startswith(choice + "/")]
