@@ -108,6 +108,7 @@ MISTAKES = [
     (["--config-dir", "{tmp}/conf", "task=mien"], ["Unknown task 'mien'. Did you mean 'mine'? Available:", "glue/cola"]),
     (["--config-dir", "{tmp}/nowhere", "task=mine"], ["--config-dir {tmp}/nowhere: no such folder."]),
     (["hardware=gpu"], ["hardware=gpu (hardware.device=cuda): torch", "sees no CUDA device here. Use hardware=cpu"]),
+    (["hardware=multi_gpu"], ["hardware=multi_gpu (hardware.device=cuda): torch", "sees no CUDA device here."]),
 ]
 
 
@@ -117,7 +118,7 @@ def test_a_mistake_gets_one_message_and_status_2(tmp_path, args, texts):
 
     if "hydra/launcher=slurm" in args and is_installed("hydra_plugins.hydra_submitit_launcher"):
         pytest.skip("the SLURM launcher plugin is installed here")
-    if "hardware=gpu" in args and torch.cuda.is_available():
+    if any(a.startswith("hardware=") and "gpu" in a for a in args) and torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     rows = "sentence\tlabel\na fine film\t1\n"
     for folder, train, dev in [("header_only", "sentence\tlabel\n", rows),

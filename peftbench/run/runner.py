@@ -64,6 +64,8 @@ _TRAINED_IN_THIS_PROCESS = [0]  # runs that trained before this one in this Pyth
 def run(cfg: DictConfig, run_dir: str | Path) -> dict:
     run_dir = Path(run_dir)
     if launch.needs_processes(cfg):
+        if cfg.hardware.device == "cuda" and not _cuda_available():
+            raise _no_cuda(cfg.hardware)  # once here, not once per process inside torch elastic's tracebacks
         return launch.run_processes(cfg, run_dir, process_entry)
     _process_state(cfg.hardware)
     apply_per_task(cfg)  # a no-op after run.job applied it (it empties per_task); here for direct calls
@@ -148,6 +150,19 @@ def _process_state(hw):
     return PartialState(cpu=_on_cpu(hw))
 
 
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _no_cuda(hw) -> UserError:
+    import torch
+
+    return UserError(f"hardware={hw.name} (hardware.device=cuda): torch {torch.__version__} sees no CUDA device here. "
+                     "Use hardware=cpu or hardware=auto, or install a CUDA build of torch (README, GPU users).")
+
+
 def _on_cpu(hw) -> bool:
     import torch
 
@@ -200,10 +215,7 @@ def _execute(cfg: DictConfig, record: dict) -> None:
     accelerator = Accelerator(cpu=_on_cpu(hw), mixed_precision=hw.mixed_precision,
                               gradient_accumulation_steps=t.grad_accum)
     if hw.device == "cuda" and accelerator.device.type != "cuda":
-        import torch
-
-        raise UserError(f"hardware={hw.name} (hardware.device=cuda): torch {torch.__version__} sees no CUDA device "
-                        "here. Use hardware=cpu or hardware=auto, or install a CUDA build of torch (README, GPU users).")
+        raise _no_cuda(hw)
     set_seed(cfg.seed)
 
     data = load_task(task, seed=cfg.seed, data_root=cfg.data_root)
