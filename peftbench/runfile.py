@@ -13,6 +13,9 @@ from pathlib import Path
 
 SCHEMA_VERSION = 1
 FILE_NAME = "run.json"
+# A re-run (`--force`) of a run dir whose run.json is ok writes its record to <run dir>/rerun/run.json until
+# it succeeds: the ok result stays in reports and sweeps skip it; a failed re-run is listed beside it.
+RERUN_DIR = "rerun"
 SCHEMA_KEYS = (
     "schema_version", "status", "error", "run_dir", "model", "method", "task", "seed", "config",
     "config_hash", "data", "metrics", "main_metric", "main_score", "best", "eval_history", "loss_history",

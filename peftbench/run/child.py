@@ -104,9 +104,9 @@ def _stop(proc: subprocess.Popen) -> None:
 
 def _close_run_file(cfg: DictConfig, run_dir: Path, status: str, type_name: str, message: str) -> None:
     """The child died without a word: end its run file (or write one) with how it ended."""
-    from .runner import new_record
+    from .runner import new_record, record_path
 
-    path = run_dir / runfile.FILE_NAME
+    path = record_path(run_dir)  # rerun/run.json beside an earlier ok run: that one stays
     record = runfile.read(path)
     if record is None or record.get("status") != "running":
         record = new_record(cfg, run_dir)

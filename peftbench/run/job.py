@@ -15,7 +15,7 @@ from ..errors import UserError, unknown_name
 from . import sweep, threads
 from .child import run_in_child
 from .lock import LOCK_NAME, RunLock, describe
-from .runner import run
+from .runner import Stopped, record_path, run
 
 HYDRA_FILES = (".hydra", "run.log", LOCK_NAME)  # what a run dir holds before the run writes anything
 
@@ -88,7 +88,11 @@ def _run_held(cfg, run_dir: Path, multirun: bool, main_task: bool, in_child: boo
         if multirun and isinstance(exc, Exception):  # OOM, NaN loss, bad data, a crashed child: this job only
             print(f"peftbench: {status}  {run_dir.name}: {error_type}: {exc}", file=sys.stderr)
             return
-        raise  # Ctrl-C, SIGTERM, a SLURM requeue: stop here
+        if isinstance(exc, (Stopped, KeyboardInterrupt)):  # the run file says `killed`; one line, no traceback
+            print(f"peftbench: killed  {run_dir.name}: {exc or 'interrupted (Ctrl-C)'}; run file: "
+                  f"{record_path(run_dir)}", file=sys.stderr)
+            sys.exit(getattr(exc, "exit_status", 130))  # 143 for SIGTERM, 130 for Ctrl-C, as a shell reports them
+        raise  # a SLURM requeue and the like: the launcher handles it
     if main_task:
         sweep.record_outcome(cfg, run_dir, "ok", main_metric=record["main_metric"],
                              main_score=record["main_score"])

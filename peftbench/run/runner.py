@@ -53,7 +53,13 @@ def new_record(cfg: DictConfig, run_dir: Path) -> dict:
 
 
 class Stopped(BaseException):
-    """SIGTERM arrived (`kill`, a scheduler stopping the job): end the run, saying so in the run file."""
+    """SIGTERM arrived (`kill`, a scheduler stopping the job): end the run, saying so in the run file.
+    `exit_status` is the shell's convention for a process ended by that signal (128 + 15)."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"stopped by {signal.Signals(signum).name}; run the same command again to resume "
+                         "from the last checkpoint")
+        self.exit_status = 128 + signum
 
 
 _TRAINED_IN_THIS_PROCESS = [0]  # runs that trained before this one in this Python process
@@ -62,16 +68,20 @@ _TRAINED_IN_THIS_PROCESS = [0]  # runs that trained before this one in this Pyth
 def run(cfg: DictConfig, run_dir: str | Path) -> dict:
     run_dir = Path(run_dir)
     if launch.needs_processes(cfg):
+        if cfg.hardware.device == "cuda" and not _cuda_available():
+            raise _no_cuda(cfg.hardware)  # once here, not once per process inside torch elastic's tracebacks
         return launch.run_processes(cfg, run_dir, process_entry)
     threads.apply(threads.resolve(cfg.hardware.get("threads", "auto"), cfg.hardware.num_processes))
     record = new_record(cfg, run_dir)
     _process_state(cfg.hardware)
     apply_per_task(cfg)  # a no-op after run.job applied it (it empties per_task); here for direct calls
     existed, previous, aside, training = run_dir.exists(), None, None, []
+    path = run_dir / runfile.FILE_NAME
     if _is_main_process():
         aside = _move_other_config_run(run_dir, record["config_hash"])
-        previous = runfile.read(run_dir / runfile.FILE_NAME)
-        runfile.write_atomic(run_dir / runfile.FILE_NAME, record)
+        path = record_path(run_dir)  # rerun/run.json while run.json holds an ok run
+        previous = runfile.read(path)
+        runfile.write_atomic(path, record)
     started, write = time.perf_counter(), True
     try:
         with _sigterm_raises():
@@ -81,7 +91,7 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict:
         if isinstance(exc, UserError) and not training:  # a mistake in the command: no run file (README, "Run files")
             write = False
             if _is_main_process():
-                _undo_start(run_dir, existed, previous, aside)
+                _undo_start(run_dir, path, existed, previous, aside)
         record["status"] = "failed" if isinstance(exc, Exception) else "killed"
         record["error"] = {"type": type(exc).__name__, "message": str(exc), "traceback": traceback.format_exc()}
         raise
@@ -89,16 +99,27 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict:
         record["finished_at"] = _now()
         record["timing"]["total_s"] = round(time.perf_counter() - started, 3)
         if _is_main_process() and write:
-            path = runfile.write_atomic(run_dir / runfile.FILE_NAME, record)
+            if record["status"] == "ok":  # a re-run that succeeded replaces the earlier ok run file
+                path = run_dir / runfile.FILE_NAME
+                shutil.rmtree(run_dir / runfile.RERUN_DIR, ignore_errors=True)
+            runfile.write_atomic(path, record)
             log.info("run file: %s (%s)", path, record["status"])
             if record["status"] == "ok" and not cfg.train.keep_checkpoint:
                 shutil.rmtree(run_dir / CHECKPOINTS, ignore_errors=True)
     return record
 
 
-def _undo_start(run_dir: Path, existed: bool, previous: dict | None, aside: Path | None) -> None:
-    """Put the run dir back as it was before this run started: its earlier run file (or the ok run moved
-    aside, moved back), or no folder at all."""
+def record_path(run_dir: Path) -> Path:
+    """Where a run in run_dir writes its record until it ends ok: run.json, or rerun/run.json when run.json
+    already holds an ok run (a `--force` re-run), so that the ok result is not lost if the re-run fails."""
+    path = run_dir / runfile.FILE_NAME
+    return run_dir / runfile.RERUN_DIR / runfile.FILE_NAME if (runfile.read(path) or {}).get("status") == "ok" else path
+
+
+def _undo_start(run_dir: Path, path: Path, existed: bool, previous: dict | None, aside: Path | None) -> None:
+    """Put the run dir back as it was before this run started, the run having written its record to `path`
+    (run.json, or rerun/run.json beside an ok run): the earlier record there (or the ok run moved aside,
+    moved back), or no folder at all."""
     if aside is not None:
         (run_dir / runfile.FILE_NAME).unlink(missing_ok=True)
         for item in aside.iterdir():
@@ -110,9 +131,12 @@ def _undo_start(run_dir: Path, existed: bool, previous: dict | None, aside: Path
     elif not existed:
         shutil.rmtree(run_dir, ignore_errors=True)
     elif previous is not None:
-        runfile.write_atomic(run_dir / runfile.FILE_NAME, previous)
+        runfile.write_atomic(path, previous)
     else:
-        (run_dir / runfile.FILE_NAME).unlink(missing_ok=True)
+        path.unlink(missing_ok=True)
+        if path.parent.name == runfile.RERUN_DIR:
+            with contextlib.suppress(OSError):
+                path.parent.rmdir()
 
 
 def _move_other_config_run(run_dir: Path, key: str) -> Path | None:
@@ -141,8 +165,7 @@ def _sigterm_raises():
         return
 
     def stop(signum, frame):
-        raise Stopped(f"stopped by {signal.Signals(signum).name}; run the same command again to resume "
-                      "from the last checkpoint")
+        raise Stopped(signum)
 
     signal.signal(signal.SIGTERM, stop)
     try:
@@ -165,6 +188,19 @@ def _process_state(hw):
     from accelerate import PartialState
 
     return PartialState(cpu=_on_cpu(hw))
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _no_cuda(hw) -> UserError:
+    import torch
+
+    return UserError(f"hardware={hw.name} (hardware.device=cuda): torch {torch.__version__} sees no CUDA device here. "
+                     "Use hardware=cpu or hardware=auto, or install a CUDA build of torch (README, GPU users).")
 
 
 def _on_cpu(hw) -> bool:
@@ -209,7 +245,7 @@ def _execute(cfg: DictConfig, record: dict, on_train=lambda: None) -> None:
     from ..train.measure import PeakMemory
     from ..methods import METHODS
     from ..metrics import METRICS
-    from ..models import load_tokenizer
+    from ..models import check_max_length, load_tokenizer
     from ..tasks import load_task
     from ..tasks.tokenized import tokenize
     from ..train import fit, make_loader
@@ -217,10 +253,12 @@ def _execute(cfg: DictConfig, record: dict, on_train=lambda: None) -> None:
     _, problems = check_config(cfg, METHODS.get(cfg.method.name), METRICS.names())
     raise_problems(problems)
     hw, t, task = cfg.hardware, cfg.train, cfg.task
+    if task.kind != "image_classification":
+        check_max_length(cfg.model)
     accelerator = Accelerator(cpu=_on_cpu(hw), mixed_precision=hw.mixed_precision,
                               gradient_accumulation_steps=t.grad_accum)
     if hw.device == "cuda" and accelerator.device.type != "cuda":
-        raise RuntimeError("hardware.device=cuda but torch sees no CUDA device; use hardware=cpu or hardware=auto.")
+        raise _no_cuda(hw)
     set_seed(cfg.seed)
 
     data = load_task(task, seed=cfg.seed, data_root=cfg.data_root)

@@ -138,11 +138,25 @@ def _read_file(task: DictConfig, path: Path) -> pd.DataFrame:
             df = pd.read_csv(path, dtype=str, keep_default_na=False)
         else:
             df = pd.read_json(path, lines=path.suffix == ".jsonl", dtype=False)
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: {_bad_bytes(path)}: not UTF-8 ({exc.reason}). Save the file as UTF-8, e.g. "
+                        f"iconv -f latin1 -t utf-8.") from exc
     except (ValueError, pd.errors.ParserError) as exc:  # a row with a column too many names its line
         raise UserError(f"{path}: cannot be read as {path.suffix[1:].upper()} ({str(exc).strip()}).") from exc
     if df.empty:
         raise UserError(f"{path}: no rows (a header only?). Each split needs at least one example.")
     return df
+
+
+def _bad_bytes(path: Path) -> str:
+    """`line 3, byte 0xff at byte 4 of the line`: where a file first stops being UTF-8."""
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return f"line {number}, byte 0x{line[exc.start]:02x} at byte {exc.start + 1} of the line"
+    return "somewhere"
 
 
 def _read_hub(task: DictConfig, splits: list[str]) -> dict[str, pd.DataFrame]:
