@@ -6,15 +6,15 @@ import json
 import pytest
 
 from conftest import TINY_MODEL, make_cfg
-from peftbench.errors import UserError
 from peftbench.report.command import main as report_main
+from peftbench import train
 from peftbench.run import sweep
 from peftbench.run.runner import run
 
 ROWS = "sentence\tlabel\n" + "".join(f"a {w} film\t{i % 2}\n" for i, w in enumerate(["fine", "dull"] * 20))
 
 
-def test_a_failed_forced_rerun_keeps_the_ok_run_file(tmp_path, capsys):
+def test_a_failed_forced_rerun_keeps_the_ok_run_file(tmp_path, capsys, monkeypatch):
     data, run_dir = tmp_path / "data", tmp_path / "runs" / "r"
     data.mkdir()
     (data / "train.tsv").write_text(ROWS)
@@ -23,9 +23,13 @@ def test_a_failed_forced_rerun_keeps_the_ok_run_file(tmp_path, capsys):
     ok = run(make_cfg(*overrides), run_dir)
     weights = (run_dir / "trainable.safetensors").read_bytes()
 
-    (data / "train.tsv").write_text("sentence\tlabel\n")  # the same config, data that now fails
-    with pytest.raises(UserError, match="train.tsv: no rows"):
+    def broken_fit(*args, **kwargs):  # the same config, a run that fails once training started
+        raise RuntimeError("out of memory (planted)")
+
+    monkeypatch.setattr(train, "fit", broken_fit)  # run.runner imports it from peftbench.train at run time
+    with pytest.raises(RuntimeError, match="planted"):
         run(make_cfg(*overrides, "force=true"), run_dir)
+    monkeypatch.undo()
     kept = json.loads((run_dir / "run.json").read_text())
     assert kept["status"] == "ok" and kept["metrics"] == ok["metrics"] and kept["started_at"] == ok["started_at"]
     assert (run_dir / "trainable.safetensors").read_bytes() == weights
@@ -37,9 +41,9 @@ def test_a_failed_forced_rerun_keeps_the_ok_run_file(tmp_path, capsys):
     out = capsys.readouterr().out
     table = out.split("Failed or unfinished runs")[0]
     assert "| lora |" in table and f"{100 * ok['metrics']['accuracy']:.1f}" in table
-    assert "UserError" in out and "rerun/run.json) (a re-run: the earlier ok run stays in the table)" in out
+    assert "RuntimeError" in out and "rerun/run.json) (a re-run: the earlier ok run stays in the table)" in out
 
-    (data / "train.tsv").write_text(ROWS)  # a re-run that succeeds replaces the ok run file
+    # a re-run that succeeds replaces the ok run file
     again = run(make_cfg(*overrides, "force=true"), run_dir)
     now = json.loads((run_dir / "run.json").read_text())
     assert again["status"] == now["status"] == "ok" and now["started_at"] == again["started_at"]
