@@ -95,6 +95,9 @@ def fit(model, train_loader, eval_loaders: dict, cfg, accelerator, best_metric: 
     log.info("training %d steps (%d per epoch, batch %d x %d accumulation x %d processes)", total,
              steps_per_epoch, t.batch_size, t.grad_accum, accelerator.num_processes)
     after_step = getattr(accelerator.unwrap_model(model), "peftbench_after_step", None)  # AdaLoRA's allocator
+    bind = getattr(accelerator.unwrap_model(model), "peftbench_bind_optimizer", None)  # SpIEL resets moments
+    if bind is not None:
+        bind(optimizer)
     model.train()
     cuda = accelerator.device.type == "cuda"
     timer = StepTimer(effective_warmup(t.throughput_warmup_steps, total - result.steps),
