@@ -87,3 +87,16 @@ def test_a_run_with_ist_saves_every_layer(tmp_path):
     assert record["status"] == "ok"
     saved = load_file(str(tmp_path / "trainable.safetensors"))
     assert any("layer.0." in n and "lora_B" in n for n in saved) and any("layer.1." in n and "lora_B" in n for n in saved)
+
+
+def test_ist_off_keeps_the_config_hash_of_earlier_runs():
+    from omegaconf import OmegaConf, open_dict
+
+    from peftbench.run.sweep import config_hash
+
+    cfg = make_cfg(*TINY)
+    earlier = OmegaConf.create(OmegaConf.to_container(cfg))
+    with open_dict(earlier):
+        del earlier.train["ist"]  # a config from before train.ist existed
+    assert config_hash(cfg) == config_hash(earlier)
+    assert config_hash(make_cfg(*TINY, "train.ist.layers=1")) != config_hash(cfg)
