@@ -20,12 +20,15 @@ reproduced; the probes run in eval mode (no dropout) on the training batch. One 
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import defaultdict
 
 import torch
 
 from ..errors import UserError
+
+log = logging.getLogger("peftbench")
 
 LAYER = re.compile(r"\.(layer|layers|h|block)\.(\d+)\.")
 
@@ -88,6 +91,8 @@ class LayerSampler:
                     param.copy_(value)
                 self.scores[i] = self.knobs.decay * self.scores[i] + (1 - self.knobs.decay) * rise
         model.train(was_training)
+        log.info("ist: importance %s; updates per layer so far %s", [round(float(x), 5) for x in self.scores],
+                 self.counts.tolist())
 
 
 def attach(model, knobs, method: str, processes: int = 1) -> LayerSampler | None:
