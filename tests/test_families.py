@@ -24,6 +24,7 @@ REFUSALS = {
     ("bitfit", "tiny-llama"): "found nothing to train",  # Llama and T5 have no biases
     ("bitfit", "tiny-t5"): "found nothing to train",
     ("oft", "tiny-gpt2"): "Conv1D",  # peft's OFT does not adapt GPT-2's Conv1D layers
+    ("mos", "tiny-gpt2"): "Conv1D",  # MoS (written here) adapts nn.Linear layers only
 }
 # In the default suite: these must train on every family unless listed above (a UserError elsewhere
 # fails the test). The slow matrix runs every other method and accepts any clear UserError.

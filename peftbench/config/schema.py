@@ -82,6 +82,24 @@ class HardwareConfig:
 
 
 @dataclass
+class ISTConfig:
+    """`train.ist`: IST-style layer-wise importance sampling (Yao et al. 2024; peftbench/train/layerwise.py)."""
+
+    layers: int = 0  # method layers updated per step (0: off, every layer trains every step)
+    every: int = 10  # optimizer steps between importance updates
+    trials: int = 4  # importance update: random layer subsets whose adaptation is suppressed, one forward each
+    decay: float = 0.9  # importance: exponential moving average of the loss increase each suppression causes
+    seed: int = 0
+
+    def problems(self) -> list[str]:
+        out = [f"train.ist.{k}={getattr(self, k)}: must be >= {low}." for k, low in
+               (("layers", 0), ("every", 1), ("trials", 1)) if getattr(self, k) < low]
+        if not 0 <= self.decay < 1:
+            out.append(f"train.ist.decay={self.decay}: must be in [0, 1).")
+        return out
+
+
+@dataclass
 class TrainConfig:
     lr: float = MISSING
     epochs: float = 3.0
@@ -101,6 +119,7 @@ class TrainConfig:
     checkpoint_every: int = 200  # save a resumable checkpoint every N optimizer steps (0: never)
     keep_checkpoint: bool = False  # keep <run dir>/checkpoints/ after the run ends ok
     throughput_warmup_steps: int = 5  # optimizer steps left out of the throughput window (at most half the run)
+    ist: ISTConfig = field(default_factory=ISTConfig)  # layer-wise importance sampling (off unless ist.layers > 0)
 
 
 @dataclass

@@ -44,6 +44,9 @@ def config_hash(cfg: DictConfig, fingerprint: list[dict] | None = None) -> str:
         for p in parents:
             node = node.get(p) or {}
         node.pop(leaf, None)
+    train = config.get("train", {})
+    if not (train.get("ist") or {}).get("layers"):  # IST off: the hashes of runs made before train.ist existed
+        train.pop("ist", None)
     text = json.dumps(config, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
