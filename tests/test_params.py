@@ -110,7 +110,7 @@ def test_params_command_prints_method_and_head_apart(capsys):
 
 
 def test_params_command_notes_what_cannot_train(capsys):
-    assert main(["params", "model=tiny", "method=prefix_tuning"]) == 0
+    assert main(["params", "model=tiny", "method=prefix_tuning_peft"]) == 0
     assert "cannot train: prefix tuning feeds the prefix as past_key_values" in capsys.readouterr().out
 
 

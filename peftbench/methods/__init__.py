@@ -8,8 +8,8 @@ exactly the parameters that should train set to `requires_grad=True`. Knobs come
   class as knobs, under peft's own names (`lora_alpha`, `num_virtual_tokens`, ...).
 """
 
-from . import (adapter, bitfit, compacter, full, head, lst, parallel_adapter, peft_methods, prefix,  # noqa: F401
-               sparse_ft, ssf)  # each registers
+from . import (adapter, bitfit, compacter, full, head, hydra, lst, parallel_adapter, peft_methods,  # noqa: F401
+               prefix, sparse_ft, ssf, svfit)  # each registers
 from .base import METHODS, Method
 
 __all__ = ["METHODS", "Method"]
