@@ -56,16 +56,44 @@ def test_prefix_changes_every_layer_and_trains_on_vit():
     assert model.vit.prefix_encoder.embedding.grad.abs().sum() > 0
 
 
-def test_prefix_refuses_deberta_and_names_the_peft_fallback():
-    cfg = make_cfg("model=tiny", "method=prefix_tuning")
-    model, _, _ = build_counted(make_cfg("model=tiny", "method=full"), 2)
+def _prefix_knobs(n=4, name="prefix_tuning"):
     from peftbench.methods import METHODS
 
-    knobs, _ = METHODS.get("prefix_tuning").check(cfg.method)
-    with pytest.raises(UserError, match="model family 'deberta-v2' is not supported.*Supported: bert"):
-        METHODS.get("prefix_tuning").build(model, knobs, "deberta-v2")
-    with pytest.raises(UserError, match="prefix_tuning_peft"):
-        METHODS.get("prefix_tuning").build(model, knobs, "llama")
+    return METHODS.get(name).check(make_cfg(f"method={name}", f"method.num_virtual_tokens={n}").method)[0]
+
+
+@pytest.mark.parametrize("name", ["prefix_tuning", "mam_adapter"])
+def test_prefix_on_deberta_v2_ignores_padding_and_trains(name):
+    """DeBERTa-v2's disentangled attention: prefixes through its own projections, no relative bias on them."""
+    import transformers
+
+    from peftbench.methods import METHODS
+
+    config = transformers.DebertaV2Config(vocab_size=5000, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                          intermediate_size=64, relative_attention=True, pos_att_type=["p2c", "c2p"],
+                                          share_att_key=True, position_buckets=16, norm_rel_ebd="layer_norm")
+    torch.manual_seed(0)
+    base = transformers.DebertaV2ForSequenceClassification(config).eval()
+    ids = torch.randint(100, 4000, (2, 7))
+    before = base(input_ids=ids).logits
+    model = METHODS.get(name).build(base, _prefix_knobs(name=name), "deberta-v2").eval()
+    short = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits
+    assert not torch.allclose(short, before)  # the prefixes are attended to
+    padded = model(input_ids=torch.cat([ids, torch.zeros(2, 3, dtype=torch.long)], 1),
+                   attention_mask=torch.cat([torch.ones_like(ids), torch.zeros(2, 3, dtype=torch.long)], 1)).logits
+    torch.testing.assert_close(padded, short, atol=1e-5, rtol=1e-4)
+    model.train()
+    model(input_ids=ids, labels=torch.tensor([0, 1])).loss.backward()
+    assert model.deberta.prefix_encoder.embedding.grad.abs().sum() > 0
+    assert all(p.grad is None for n, p in model.named_parameters() if not p.requires_grad)
+
+
+def test_prefix_refuses_decoders_and_names_the_peft_fallback():
+    from peftbench.methods import METHODS
+
+    model, _, _ = build_counted(make_cfg("model=tiny", "method=full"), 2)
+    with pytest.raises(UserError, match="model family 'llama' is not supported.*Supported: bert.*prefix_tuning_peft"):
+        METHODS.get("prefix_tuning").build(model, _prefix_knobs(), "llama")
 
 
 @pytest.mark.slow  # a whole (tiny) run

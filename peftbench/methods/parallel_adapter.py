@@ -26,7 +26,7 @@ SOURCES = {
     "bert": [(r"attention\.output\.dense$", "attention.self"), (r"output\.dense$", "intermediate")],
     "vit": [(r"attention\.o_proj$", "attention"), (r"mlp\.fc2$", "mlp")],
 }
-for _alias in ("roberta", "xlm-roberta", "electra"):
+for _alias in ("roberta", "xlm-roberta", "electra", "deberta-v2"):
     SOURCES[_alias] = SOURCES["bert"]
 
 

@@ -11,9 +11,9 @@ count beside the trained one). `reparameterize=false` trains P directly (P-Tunin
 How the prefixes get in: transformers 5 encoders no longer take `past_key_values`, but their
 self-attention calls a registered attention function. Each adapted layer is pointed at
 `prefix_attention`, which prepends its prefixes to the keys and values (and opens the mask for
-them), then calls the model's own attention function (sdpa or eager). Families whose self-attention
-is their own code (DeBERTa-v2's disentangled attention, with relative positions a prefix has not
-got) and decoders (use `prefix_tuning_peft`) are refused.
+them), then calls the model's own attention function (sdpa or eager). DeBERTa-v2 computes its
+disentangled attention itself: `_DebertaPrefix` hooks into it instead. Decoders and encoder-decoders
+are refused (use `prefix_tuning_peft`).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from .base import METHODS, Method, backbone, head_names, hidden_size, train_only
 
 IMPLEMENTATION = "peftbench_prefix"
 # The self-attention modules (those that call the attention interface) per encoder family.
-SELF_ATTENTION = {"bert": r"attention\.self$", "vit": r"layers?\.\d+\.attention$"}
+SELF_ATTENTION = {"bert": r"attention\.self$", "vit": r"layers?\.\d+\.attention$", "deberta-v2": r"attention\.self$"}
 for _alias in ("roberta", "xlm-roberta", "electra"):
     SELF_ATTENTION[_alias] = SELF_ATTENTION["bert"]
 
@@ -121,6 +121,40 @@ def prefix_attention(module, query, key, value, attention_mask, **kwargs):
     return inner(module, query, key, value, attention_mask, **kwargs)
 
 
+class _DebertaPrefix:
+    """DeBERTa-v2's disentangled attention is its own code: prefixes go in through its key and value
+    projections (only for the layer's hidden states, not the relative-position embeddings they also
+    project), the mask opens n columns, and the relative-position bias, which a prefix has no position
+    for, is computed for the tokens alone and is zero on the prefix columns (as P-Tuning v2 does)."""
+
+    def __init__(self, module, layer: "_LayerPrefix"):
+        self.module, self.layer, self.hidden = module, layer, None
+        self.bias = module.disentangled_attention_bias
+        module.register_forward_pre_hook(self.before, with_kwargs=True)
+        module.key_proj.register_forward_hook(lambda m, a, out: self.prepend(a[0], out, 0))
+        module.value_proj.register_forward_hook(lambda m, a, out: self.prepend(a[0], out, 1))
+        module.disentangled_attention_bias = self.relative_bias
+
+    def before(self, module, args, kwargs):
+        self.hidden = args[0] if args else kwargs["hidden_states"]
+        mask = args[1] if len(args) > 1 else kwargs["attention_mask"]
+        n = self.layer.encoder.shape[2]
+        mask = torch.cat([torch.ones(*mask.shape[:-1], n, dtype=mask.dtype, device=mask.device), mask], dim=-1)
+        return (args[0], mask, *args[2:]) if len(args) > 1 else args, {**kwargs, **(
+            {} if len(args) > 1 else {"attention_mask": mask})}
+
+    def prepend(self, x, out, which: int):
+        if x is not self.hidden:  # the relative-position embeddings, projected by the same layer
+            return out
+        kv = self.layer(out.shape[0])[which]  # (batch, heads, n, d/heads) -> (batch, n, d)
+        return torch.cat([kv.transpose(1, 2).reshape(out.shape[0], kv.shape[2], -1).to(out.dtype), out], dim=1)
+
+    def relative_bias(self, query_layer, key_layer, relative_pos, rel_embeddings, scale_factor):
+        n = self.layer.encoder.shape[2]
+        score = self.bias(query_layer, key_layer[:, n:], relative_pos, rel_embeddings, scale_factor)
+        return torch.nn.functional.pad(score, (n, 0)) if torch.is_tensor(score) else score
+
+
 def _register_implementation() -> None:
     from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, AttentionInterface
 
@@ -135,7 +169,7 @@ def self_attention_modules(model, family: str, method: str) -> list[nn.Module]:
                         f"not supported. Supported: {', '.join(sorted(SELF_ATTENTION))}.{hint}")
     pattern = re.compile(SELF_ATTENTION[family])
     found = [m for n, m in model.named_modules() if pattern.search(n)]
-    if not found or not all(hasattr(m, "config") for m in found):
+    if not found or not all(hasattr(m, "config") or family == "deberta-v2" for m in found):
         raise UserError(f"method '{method}': found no self-attention modules of family '{family}' that call the "
                         "attention interface (transformers 5 layout expected).")
     return found
@@ -151,6 +185,9 @@ def add_prefixes(model, family: str, knobs) -> PrefixEncoder:
     backbone(model).prefix_encoder = encoder
     _register_implementation()
     for index, module in enumerate(attention):
+        if family == "deberta-v2":
+            _DebertaPrefix(module, _LayerPrefix(encoder, index))
+            continue
         module.peftbench_attention = module.config._attn_implementation
         module.config = copy.copy(module.config)  # this layer alone calls prefix_attention
         module.config._attn_implementation = IMPLEMENTATION
