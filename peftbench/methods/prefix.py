@@ -128,7 +128,7 @@ class _DebertaPrefix:
     for, is computed for the tokens alone and is zero on the prefix columns (as P-Tuning v2 does)."""
 
     def __init__(self, module, layer: "_LayerPrefix"):
-        self.module, self.layer, self.hidden = module, layer, None
+        self.layer, self.hidden = layer, None
         self.bias = module.disentangled_attention_bias
         module.register_forward_pre_hook(self.before, with_kwargs=True)
         module.key_proj.register_forward_hook(lambda m, a, out: self.prepend(a[0], out, 0))
@@ -137,11 +137,14 @@ class _DebertaPrefix:
 
     def before(self, module, args, kwargs):
         self.hidden = args[0] if args else kwargs["hidden_states"]
-        mask = args[1] if len(args) > 1 else kwargs["attention_mask"]
+        mask = args[1] if len(args) > 1 else kwargs.get("attention_mask")
+        if mask is None:  # DeBERTa-v2's encoder always passes one; nothing to open otherwise
+            return None
         n = self.layer.encoder.shape[2]
         mask = torch.cat([torch.ones(*mask.shape[:-1], n, dtype=mask.dtype, device=mask.device), mask], dim=-1)
-        return (args[0], mask, *args[2:]) if len(args) > 1 else args, {**kwargs, **(
-            {} if len(args) > 1 else {"attention_mask": mask})}
+        if len(args) > 1:
+            return (args[0], mask, *args[2:]), kwargs
+        return args, {**kwargs, "attention_mask": mask}
 
     def prepend(self, x, out, which: int):
         if x is not self.hidden:  # the relative-position embeddings, projected by the same layer
