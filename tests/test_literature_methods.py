@@ -105,6 +105,9 @@ def test_run_stores_the_folded_prefix(tmp_path):
     stored = load_file(str(tmp_path / "trainable.safetensors"))
     assert sorted(stored) == ["bert.prefix_encoder.prefix", "classifier.bias", "classifier.weight"]
     assert json.loads((tmp_path / "run.json").read_text())["params"]["method_stored"] == 512
+    from peftbench.run.job import summary
+
+    assert "; method stored 512" in summary(record)
 
 
 @pytest.mark.parametrize("name", ["parallel_adapter", "mam_adapter"])
