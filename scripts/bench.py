@@ -189,7 +189,7 @@ def overhead(args) -> None:
 PEFT_CONFIGS = {  # the same knobs as conf/method/<name>.yaml, written out as a peft user would
     "lora": ("LoraConfig", {"r": 8, "lora_alpha": 16, "lora_dropout": 0.1}),
     "ia3": ("IA3Config", {}),
-    "prefix_tuning": ("PrefixTuningConfig", {"num_virtual_tokens": 20}),
+    "prefix_tuning_peft": ("PrefixTuningConfig", {"num_virtual_tokens": 20}),
 }
 
 

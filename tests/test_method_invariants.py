@@ -28,9 +28,9 @@ VARIANTS = {"sparse_ft/pafi": ["method.mask=pafi", "method.density=0.05"],
 # Methods that change the function at init, by design: prompts and prefixes add tokens; LST adds a
 # side network with its own classifier; peft initialises FourierFT's spectrum (init_weights=false)
 # and C3A's kernels (xavier_uniform) randomly by default; peftbench keeps peft's defaults.
-NOT_IDENTITY = {"prompt_tuning", "p_tuning", "prefix_tuning", "lst", "fourierft", "c3a"}
+NOT_IDENTITY = {"prompt_tuning", "p_tuning", "prefix_tuning", "prefix_tuning_peft", "mam_adapter", "lst", "fourierft", "c3a"}
 # Methods that can be counted but not trained on a BERT encoder (see the method's error message).
-CANNOT_TRAIN = {"prefix_tuning"}
+CANNOT_TRAIN = {"prefix_tuning_peft"}
 METHOD_NAMES = [*METHODS.names(), *VARIANTS]
 TRAINABLE = [m for m in METHOD_NAMES if m not in CANNOT_TRAIN]
 MERGEABLE = [m for m in TRAINABLE if METHODS.get(m.split("/")[0]).merge is not None]

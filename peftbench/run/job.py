@@ -172,7 +172,8 @@ def summary(record: dict) -> str:
         f"(seed {record['seed']})",
         f"  eval:       {scores}",
         f"  params:     {p['trainable']:,} trainable of {p['base_total']:,} ({p['trainable_pct']:.4f}%; "
-        f"method {p['method']:,}, head {p['head']:,})",
+        f"method {p['method']:,}, head {p['head']:,})"
+        + (f"; method stored {p['method_stored']:,}" if p.get("method_stored", p["method"]) != p["method"] else ""),
         f"  memory:     peak RSS {mem['peak_rss_mb']:.0f} MB during training{added} on {mem['device']}{cuda}",
         f"  throughput: {_per_s(tp['train_samples_per_s'], 'samples', 1)}, "
         f"{_per_s(tp['train_tokens_per_s'], 'tokens', 0)} ({tp['steps']} steps)",

@@ -329,5 +329,7 @@ def _execute(cfg: DictConfig, record: dict, on_train=lambda: None) -> None:
     if t.save_trainable and _is_main_process():
         from ..train.checkpoint import save_trainable
 
+        if getattr(model, "peftbench_fold", None):  # e.g. prefix tuning's MLP: trained, then folded away
+            model.peftbench_fold(model)
         path = save_trainable(model, Path(record["run_dir"]) / "trainable.safetensors")
         record["artifacts"] = {"trainable_weights": path.name, "trainable_weights_bytes": path.stat().st_size}
