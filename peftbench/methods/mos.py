@@ -23,7 +23,6 @@ layer may draw the same public shard twice when its r*l slots outnumber the pool
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from typing import List, Optional
 

@@ -8,7 +8,7 @@ not stored: the trained file holds the singular values alone.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import List, Optional
 
 import torch
