@@ -135,9 +135,11 @@ def fit(model, train_loader, eval_loaders: dict, cfg, accelerator, best_metric: 
                 if accelerator.sync_gradients and t.max_grad_norm > 0:
                     accelerator.clip_grad_norm_(params, t.max_grad_norm)
                 optimizer.step()
-                if after_step is not None and accelerator.sync_gradients:
-                    after_step(result.steps)
-                optimizer.zero_grad()
+                if accelerator.sync_gradients:
+                    if after_step is not None:
+                        after_step(result.steps)
+                    # what AcceleratedOptimizer.zero_grad does, without its inspect.signature per call
+                    optimizer.optimizer.zero_grad(set_to_none=True)
             result.batches += 1
             mask = batch.get("attention_mask")  # image batches have none: no tokens to count
             n, real = batch["labels"].shape[0], int(mask.sum()) if mask is not None else 0
@@ -190,18 +192,20 @@ def fit(model, train_loader, eval_loaders: dict, cfg, accelerator, best_metric: 
 
 
 def _cache_accelerate_lookups() -> None:
-    """accelerate (1.15) asks `is_lomo_available()` in every optimizer.step/zero_grad and backward: an
-    importlib search of sys.path each time, ~0.1 ms a call (scripts/bench.py found it as most of the
-    harness's per-step overhead on small models). Installed packages do not change during a run."""
+    """accelerate (1.15) asks `is_lomo_available()` in every optimizer.step/zero_grad and backward (an
+    importlib search of sys.path, ~0.1 ms a call) and parses torch's version in every clip_grad_norm_
+    (`is_torch_version`): scripts/bench.py (`--only profile`) found them as most of the harness's per-step
+    overhead on small models. Installed packages do not change during a run."""
     import functools
 
     import accelerate.accelerator
     import accelerate.optimizer
 
-    for module in (accelerate.optimizer, accelerate.accelerator):
-        lookup = getattr(module, "is_lomo_available", None)
+    for module, name in ((accelerate.optimizer, "is_lomo_available"), (accelerate.accelerator, "is_lomo_available"),
+                         (accelerate.accelerator, "is_torch_version")):
+        lookup = getattr(module, name, None)
         if lookup is not None and not hasattr(lookup, "cache_info"):
-            module.is_lomo_available = functools.lru_cache(maxsize=None)(lookup)
+            setattr(module, name, functools.lru_cache(maxsize=None)(lookup))
 
 
 RESUMED_FIELDS = ("steps", "batches", "metrics", "best", "eval_history", "loss_history", "train_seconds",
