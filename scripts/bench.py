@@ -247,6 +247,18 @@ def per_call_us(ours, theirs, number: int, repeats: int = 15) -> tuple[float, fl
     return best[0], best[1] if theirs is not None else None
 
 
+def inner_noop(owner, name: str, call):
+    """`call` with `owner.name` replaced by a no-op while it runs: the cost of a wrapper alone."""
+    def timed():
+        real = getattr(owner, name)
+        setattr(owner, name, lambda *a, **k: None)
+        try:
+            call()
+        finally:
+            setattr(owner, name, real)
+    return timed
+
+
 def profile(args) -> None:
     """Section 1c: the harness's own work per optimizer step, each piece timed alone on the fast-step
     config (the real model, batch and accelerate objects the loop uses) against what the plain loop does
@@ -275,7 +287,7 @@ def profile(args) -> None:
     loss = model(**batch).loss
     loss.backward()
     w = torch.ones(4, requires_grad=True)
-    mask, timer, bar = batch["attention_mask"], StepTimer(0), tqdm(total=10**9, disable=True)
+    mask, timer, bar, window = batch["attention_mask"], StepTimer(0), tqdm(total=10**9, disable=True), []
     timer.start()
     handler = logging.FileHandler(Path(args.tmp) / "profile.log")  # a log file, as Hydra's job logging writes
     log = logging.getLogger("peftbench.bench.profile")
@@ -286,43 +298,53 @@ def profile(args) -> None:
         return lambda: sum(1 for _ in batches) and None
 
     def log_step():
+        sum(float(v) for v in window[:log_every]) / log_every  # loop._finite_mean: read the losses
         bar.set_postfix(loss=f"{1.0:.4f}", lr=f"{1e-4:.1e}", refresh=False)
         log.info("step %d/%d  loss %.4f  lr %.2e  %.1f samples/s", 1, 2, 0.5, 1e-4, 100.0)
 
     process, step_ms = psutil.Process(), getattr(args, "fast_step_ms", 5.0)
     log_every = compose("model=tiny").train.log_every
+    window.extend(loss.detach() for _ in range(log_every))
     pieces = [  # (piece, the harness's call, the plain loop's call or None, calls per step, calls to time)
         ("batches: accelerate's loader vs the DataLoader (per epoch)", epoch(shard), epoch(loader), 1 / len(loader),
          1),
         ("accelerator.accumulate(model)", lambda: accelerator.accumulate(model).__enter__(), None, 1, 2000),
         ("accelerator.backward vs loss.backward (tiny graph)", lambda: accelerator.backward((w * 2).sum()),
          lambda: (w * 2).sum().backward(), 1, 2000),
-        ("accelerator.clip_grad_norm_ vs torch's", lambda: accelerator.clip_grad_norm_(params, 1.0),
-         lambda: torch.nn.utils.clip_grad_norm_(params, 1.0), 1, 100),
-        ("AcceleratedOptimizer.step vs torch's", optimizer.step, optimizer.optimizer.step, 1, 50),
-        ("zero_grad as the loop calls it", lambda: optimizer.optimizer.zero_grad(set_to_none=True),
-         lambda: optimizer.optimizer.zero_grad(), 1, 2000),
-        ("loss: detach().float().item() + isfinite vs .item()", lambda: math.isfinite(loss.detach().float().item()),
-         loss.item, 1, 5000),
-        ("tokens: int(mask.sum()), StepTimer.add_batch + step",
+        ("accelerator.clip_grad_norm_ around torch's (torch's a no-op here)",
+         inner_noop(torch.nn.utils, "clip_grad_norm_", lambda: accelerator.clip_grad_norm_(params, 1.0)), None, 1,
+         2000),
+        ("AcceleratedOptimizer.step around torch's (torch's a no-op here)",
+         inner_noop(optimizer.optimizer, "step", optimizer.step), None, 1, 2000),
+        ("loss: detach() kept for the log step vs .item()", lambda: window.append(loss.detach()), loss.item, 1,
+         5000),
+        ("tokens: int(mask.sum()) (on CUDA: kept on the device), StepTimer.add_batch + step",
          lambda: (timer.add_batch(8, int(mask.sum()), mask.numel()), timer.step()), None, 1, 5000),
         ("tqdm (disabled off a terminal): bar.update", lambda: bar.update(1), None, 1, 5000),
         (f"log step (postfix, log.info to a file) / log_every={log_every}", log_step, None, 1 / log_every, 2000),
         ("epoch start: set_epoch + iter(loader)", lambda: (shard.set_epoch(1), iter(shard)),
          lambda: (loader.sampler.set_epoch(1), iter(loader)), 1 / len(loader), 200),
-        (f"RSS sampler thread (not run: kernel peak) if sampled, per {step_ms:g} ms step",
+    ]
+    aside = [  # not in the sum: what the loop no longer does, for the record
+        (f"RSS sampler thread, were it run (kernel peak instead), {step_ms:g} ms steps",
          lambda: process.memory_info().rss, None, step_ms / 20, 500),
+        ("AdamW: fused (loop, Trainer) vs per tensor (torch's CPU default)", optimizer.optimizer.step,
+         torch.optim.AdamW(params, lr=1e-6).step, 1, 50),
+        ("AcceleratedOptimizer.zero_grad (inspect.signature) vs torch's, as the loop calls it",
+         optimizer.zero_grad, lambda: optimizer.optimizer.zero_grad(set_to_none=True), 1, 2000),
     ]
     rows, total = [], 0.0
-    for name, ours, theirs, per_step, number in pieces:
+    for name, ours, theirs, per_step, number in pieces + aside:
+        if name == aside[0][0]:
+            rows.append(["sum", "", "", "", f"{total:+.1f}"])
         a, b = per_call_us(ours, theirs, number)
         net = (a - (b or 0.0)) * per_step
-        total += net if not name.startswith("RSS") else 0.0
+        total += net
         rows.append([name, f"{a:.1f}", "-" if b is None else f"{b:.1f}", f"{per_step:.3g}", f"{net:+.1f}"])
     log.removeHandler(handler)
     handler.close()
-    rows.append(["sum (sampler aside)", "", "", "", f"{total:+.1f}"])
-    table("1c. Per-step profile of the harness's own work (tiny + lora, batch 8; best of 5 repeats, microseconds)",
+    table("1c. Per-step profile of the harness's own work (tiny + lora, batch 8; each side the best of 15 "
+          "alternating repeats, microseconds)",
           ["piece", "harness us/call", "plain loop us/call", "calls/step", "net us/step"], rows)
 
 

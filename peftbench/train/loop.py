@@ -139,8 +139,8 @@ def fit(model, train_loader, eval_loaders: dict, cfg, accelerator, best_metric: 
                     optimizer.optimizer.zero_grad(set_to_none=True)
             result.batches += 1
             mask = batch.get("attention_mask")  # image batches have none: no tokens to count
-            # the loss and token count stay on the device until a log step: no host sync per step
-            n, real = batch["labels"].shape[0], mask.sum() if mask is not None else 0
+            # the loss (and on CUDA the token count) stay on the device until a log step: no host sync per step
+            n, real = batch["labels"].shape[0], (mask.sum() if cuda else int(mask.sum())) if mask is not None else 0
             samples, tokens = samples + n, tokens + real
             timer.add_batch(n, real, mask.numel() if mask is not None else 0)
             window.append(loss.detach())
