@@ -1,6 +1,6 @@
 """How a run measures itself: training throughput after a warm-up with evaluation taken out
-(`StepTimer`), and peak memory during training (`PeakMemory`: CUDA allocator peaks on GPU, sampled
-process RSS everywhere). README.md, "Measurement", documents the protocol."""
+(`StepTimer`), and peak memory during training (`PeakMemory`: CUDA allocator peaks on GPU, the process's
+peak RSS everywhere: the kernel's high-water mark on Linux, sampled elsewhere). README.md, "Measurement", documents the protocol."""
 
 from __future__ import annotations
 
