@@ -234,7 +234,7 @@ def overhead_fast(args) -> None:
                                                    time.process_time)))
 
 
-def per_call_us(ours, theirs, number: int, repeats: int = 15) -> tuple[float, float | None]:
+def per_call_us(ours, theirs, number: int, repeats: int) -> tuple[float, float | None]:
     """Microseconds per call of `ours` and `theirs` (None: nothing), timed in alternation, the best of
     `repeats` each: load from other processes only ever adds time, and hits both alike."""
     import timeit
@@ -337,14 +337,14 @@ def profile(args) -> None:
     for name, ours, theirs, per_step, number in pieces + aside:
         if name == aside[0][0]:
             rows.append(["sum", "", "", "", f"{total:+.1f}"])
-        a, b = per_call_us(ours, theirs, number)
+        a, b = per_call_us(ours, theirs, max(1, number // (10 if args.quick else 1)), 3 if args.quick else 15)
         net = (a - (b or 0.0)) * per_step
         total += net
         rows.append([name, f"{a:.1f}", "-" if b is None else f"{b:.1f}", f"{per_step:.3g}", f"{net:+.1f}"])
     log.removeHandler(handler)
     handler.close()
-    table("1c. Per-step profile of the harness's own work (tiny + lora, batch 8; each side the best of 15 "
-          "alternating repeats, microseconds)",
+    table(f"1c. Per-step profile of the harness's own work (tiny + lora, batch 8; each side the best of "
+          f"{3 if args.quick else 15} alternating repeats, microseconds)",
           ["piece", "harness us/call", "plain loop us/call", "calls/step", "net us/step"], rows)
 
 
