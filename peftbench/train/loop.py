@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 
 import torch
+from accelerate.utils import DistributedType
 from tqdm.auto import tqdm
 
 from ..errors import UserError
@@ -98,6 +99,10 @@ def fit(model, train_loader, eval_loaders: dict, cfg, accelerator, best_metric: 
     after_step = getattr(accelerator.unwrap_model(model), "peftbench_after_step", None)  # AdaLoRA's allocator
     model.train()
     cuda = accelerator.device.type == "cuda"
+    # accelerate's backward divides every loss by grad_accum, 1 included (one more op and autograd node a
+    # step); with no accumulation, loss scaler or DeepSpeed-like engine it is loss.backward() otherwise
+    plain_backward = t.grad_accum == 1 and accelerator.scaler is None and accelerator.distributed_type in (
+        DistributedType.NO, DistributedType.MULTI_CPU, DistributedType.MULTI_GPU)
     timer = StepTimer(effective_warmup(t.throughput_warmup_steps, total - result.steps),
                       sync=(lambda: torch.cuda.synchronize(accelerator.device)) if cuda else None)
 
@@ -128,7 +133,7 @@ def fit(model, train_loader, eval_loaders: dict, cfg, accelerator, best_metric: 
         for batch in batches:
             with accelerator.accumulate(model):
                 loss = model(**batch).loss
-                accelerator.backward(loss)
+                loss.backward() if plain_backward else accelerator.backward(loss)
                 if accelerator.sync_gradients and t.max_grad_norm > 0:
                     accelerator.clip_grad_norm_(params, t.max_grad_norm)
                 optimizer.step()
