@@ -77,7 +77,7 @@ def fit(model, train_loader, eval_loaders: dict, cfg, accelerator, best_metric: 
         {"params": [p for p in params if p.ndim >= 2], "weight_decay": t.weight_decay},
         {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},  # biases, norms
     ], lr=t.lr, fused=accelerator.device.type in ("cpu", "cuda") or None)  # one kernel for all tensors, as
-    # HF Trainer's default: the per-tensor loop cost 7x as long per step (scripts/bench.py, section 2b)
+    # HF Trainer's default: the per-tensor loop took ~7x as long (scripts/bench.py --only profile)
     sampler = train_loader.sampler
     _cache_accelerate_lookups()
     model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
