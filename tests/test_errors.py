@@ -1,4 +1,3 @@
-import json
 import subprocess
 import sys
 
@@ -34,16 +33,14 @@ def test_unknown_command(capsys):
     assert "Unknown command 'rnu'. Did you mean 'run'?" in capsys.readouterr().err
 
 
-def test_all_bad_values_reported_at_once_and_a_failed_run_file_written(tmp_path):
+def test_all_bad_values_reported_at_once_and_no_run_file_written(tmp_path):
     cfg = make_cfg(*TINY, "method.r=0", "train.lr=-1", "train.warmup_ratio=1.5")
     with pytest.raises(UserError) as info:
         run(cfg, tmp_path)
     message = str(info.value)
     for text in ("3 problem(s)", "method.r=0", "train.lr=-1", "train.warmup_ratio=1.5"):
         assert text in message
-    record = json.loads((tmp_path / "run.json").read_text())
-    assert record["status"] == "failed" and record["error"]["type"] == "UserError"
-    assert "method.r=0" in record["error"]["message"]
+    assert not (tmp_path / "run.json").exists()  # a mistake found before training leaves no run file
 
 
 def test_unknown_method_knob_suggests_the_right_one(tmp_path):

@@ -76,6 +76,9 @@ class HardwareConfig:
     device: str = "auto"  # auto | cpu | cuda
     mixed_precision: str = "no"  # no | fp16 | bf16
     num_processes: int = 1  # > 1: peftbench starts this many processes on this node (DDP through accelerate)
+    # torch's CPU threads per process: "auto" = the CPUs this process may use (affinity, SLURM_CPUS_PER_TASK)
+    # divided among the runs started at once and their processes; or a number (run/threads.py)
+    threads: Any = "auto"
 
 
 @dataclass
@@ -113,6 +116,15 @@ class MethodConfig:
 
 
 @dataclass
+class LaunchConfig:
+    """How `peftbench run` starts and guards a run; none of it changes a result (run/job.py, run/lock.py)."""
+
+    process: str = "auto"  # auto: a child process per job of a multirun | child: always | inline: in this process
+    if_locked: str = "skip"  # another process holds the run's lock: skip the job, or wait for the lock
+    stale_lock_min: float = 10.0  # a lock from another host not refreshed for this long is stale
+
+
+@dataclass
 class RunConfig:
     model: ModelConfig = MISSING
     method: Any = MISSING  # checked against the method's own dataclass by check_config
@@ -127,6 +139,15 @@ class RunConfig:
     # {task name: {dotted key: value}}: a protocol's per-task settings (epochs, lr, ...), applied to each job for
     # its task except keys given on the command line (config/overrides.py)
     per_task: Dict[str, Any] = field(default_factory=dict)
+    launch: LaunchConfig = field(default_factory=LaunchConfig)
+
+
+# Keys that do not change a result: left out of the config hash (run/sweep.py) and of run-folder names.
+VOLATILE = ("results_dir", "force", "train.checkpoint_every", "train.keep_checkpoint", "train.save_trainable",
+            "cache_dir", "train.throughput_warmup_steps", "launch")
+# Keys that say where the data live on this machine: out of the readable folder name, but they change the
+# result (another folder, other data), so a name without them gets a short hash of them (`name_tag`).
+LOCATION_KEYS = ("data_root", "task.data_dir")
 
 
 def slug(text: str) -> str:
@@ -134,15 +155,26 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.=-]+", "-", str(text)).strip("-")
 
 
-def name_tag(override_dirname: str, limit: int = 120) -> str:
-    """The run-dir suffix for overrides beyond model/method/task/seed: '' or '_method.r=16,train.lr=0.001'."""
-    if not override_dirname:
+def name_tag(override_dirname: str, overrides=(), limit: int = 120) -> str:
+    """The run-dir suffix for overrides beyond model/method/task/seed: '' or '_method.r=16,train.lr=0.001'.
+
+    Whenever the readable part drops something that changes the result (a character made file-safe, the
+    tail cut at `limit`, a data location from `overrides` such as task.data_dir), a short hash of
+    everything it stands for is appended ('_task.data_dir-h3f2a9c1d'), so different configs never share
+    a folder while the same command always finds its own."""
+    import hashlib
+
+    located = sorted(str(o).lstrip("+~") for o in overrides or ()
+                     if str(o).lstrip("+~").split("=")[0] in LOCATION_KEYS)
+    readable = override_dirname.replace("/", "-").replace(" ", "")
+    if not override_dirname and not located:
         return ""
-    tag = "_" + override_dirname.replace("/", "-").replace(" ", "")
-    if len(tag) > limit:  # file names stop at 255 bytes: keep the start, make the rest a short hash
-        import hashlib
-        tag = tag[:limit - 9] + "-" + hashlib.sha1(tag.encode()).hexdigest()[:8]
-    return tag
+    if readable == override_dirname and not located and len(readable) < limit:
+        return "_" + readable
+    digest = hashlib.sha1("\n".join([override_dirname, *located]).encode()).hexdigest()[:8]
+    named = ",".join(o.split("=")[0] for o in located)  # which location keys are in the hash
+    tag = "_" + ",".join(t for t in (readable[:limit - 12 - len(named)], named) if t)
+    return f"{tag}-h{digest}"
 
 
 def register() -> None:

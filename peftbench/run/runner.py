@@ -23,7 +23,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from .. import runfile
-from . import launch
+from . import launch, threads
 from ..train.checkpoint import CHECKPOINTS
 from ..config import apply_per_task, check_config, eval_splits, raise_problems
 from ..errors import UserError
@@ -39,12 +39,16 @@ def _now() -> str:
 
 def new_record(cfg: DictConfig, run_dir: Path) -> dict:
     """A run file with every schema key, filled in as the run goes."""
+    from ..tasks import data_fingerprint
+
     record = dict.fromkeys(runfile.SCHEMA_KEYS)
+    files = data_fingerprint(cfg.task, cfg.get("data_root"))
     record.update(schema_version=runfile.SCHEMA_VERSION, status="running", run_dir=str(run_dir),
                   model=cfg.model.name, method=cfg.method.name, task=cfg.task.name, seed=cfg.seed,
-                  config=OmegaConf.to_container(cfg, resolve=True), config_hash=config_hash(cfg),
+                  config=OmegaConf.to_container(cfg, resolve=True), config_hash=config_hash(cfg, files),
                   versions=runfile.versions(),
-                  git=runfile.git_state(), host=runfile.host(), started_at=_now(), timing={})
+                  git=runfile.git_state(), host=runfile.host(), started_at=_now(), timing={},
+                  data={"files": files})
     return record
 
 
@@ -59,25 +63,32 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict:
     run_dir = Path(run_dir)
     if launch.needs_processes(cfg):
         return launch.run_processes(cfg, run_dir, process_entry)
+    threads.apply(threads.resolve(cfg.hardware.get("threads", "auto"), cfg.hardware.num_processes))
+    record = new_record(cfg, run_dir)
     _process_state(cfg.hardware)
     apply_per_task(cfg)  # a no-op after run.job applied it (it empties per_task); here for direct calls
-    record = new_record(cfg, run_dir)
+    existed, previous, aside, training = run_dir.exists(), None, None, []
     if _is_main_process():
-        _keep_other_config_run_file(run_dir, record["config_hash"])
+        aside = _move_other_config_run(run_dir, record["config_hash"])
+        previous = runfile.read(run_dir / runfile.FILE_NAME)
         runfile.write_atomic(run_dir / runfile.FILE_NAME, record)
-    started = time.perf_counter()
+    started, write = time.perf_counter(), True
     try:
         with _sigterm_raises():
-            _execute(cfg, record)
+            _execute(cfg, record, on_train=lambda: training.append(True))
         record["status"] = "ok"
     except BaseException as exc:  # Ctrl-C and SIGTERM too: the run file says how the run ended
+        if isinstance(exc, UserError) and not training:  # a mistake in the command: no run file (README, "Run files")
+            write = False
+            if _is_main_process():
+                _undo_start(run_dir, existed, previous, aside)
         record["status"] = "failed" if isinstance(exc, Exception) else "killed"
         record["error"] = {"type": type(exc).__name__, "message": str(exc), "traceback": traceback.format_exc()}
         raise
     finally:
         record["finished_at"] = _now()
         record["timing"]["total_s"] = round(time.perf_counter() - started, 3)
-        if _is_main_process():
+        if _is_main_process() and write:
             path = runfile.write_atomic(run_dir / runfile.FILE_NAME, record)
             log.info("run file: %s (%s)", path, record["status"])
             if record["status"] == "ok" and not cfg.train.keep_checkpoint:
@@ -85,15 +96,40 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict:
     return record
 
 
-def _keep_other_config_run_file(run_dir: Path, key: str) -> None:
-    """A run dir reused by another config (a group file changed): keep its old run file as run.<hash>.json."""
+def _undo_start(run_dir: Path, existed: bool, previous: dict | None, aside: Path | None) -> None:
+    """Put the run dir back as it was before this run started: its earlier run file (or the ok run moved
+    aside, moved back), or no folder at all."""
+    if aside is not None:
+        (run_dir / runfile.FILE_NAME).unlink(missing_ok=True)
+        for item in aside.iterdir():
+            os.replace(item, run_dir / item.name)
+        with contextlib.suppress(OSError):
+            aside.rmdir()
+        runfile.write_atomic(run_dir / runfile.FILE_NAME, {**runfile.read(run_dir / runfile.FILE_NAME),
+                                                           "run_dir": str(run_dir)})
+    elif not existed:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    elif previous is not None:
+        runfile.write_atomic(run_dir / runfile.FILE_NAME, previous)
+    else:
+        (run_dir / runfile.FILE_NAME).unlink(missing_ok=True)
+
+
+def _move_other_config_run(run_dir: Path, key: str) -> Path | None:
+    """A run dir that holds an ok run of another config (a group file changed since): move that run, with
+    its files, to the sibling folder <name>.<its hash>, where report and skip still find it."""
     path = run_dir / runfile.FILE_NAME
     old = runfile.read(path)
-    if old is None:
-        return
-    if old.get("status") == "ok" and old.get("config_hash") not in (key, None):
-        path.rename(run_dir / f"run.{old['config_hash']}.json")
-        log.warning("%s held an ok run of another config: kept as run.%s.json", path, old["config_hash"])
+    if old is None or old.get("status") != "ok" or old.get("config_hash") in (key, None):
+        return None
+    aside = run_dir.with_name(f"{run_dir.name}.{old['config_hash'][:12]}")
+    aside.mkdir(parents=True, exist_ok=True)
+    for item in run_dir.iterdir():  # Hydra's .hydra/ and run.log are this job's by now; the lock is ours
+        if item.name not in (".hydra", "run.log", "run.lock") and not item.name.startswith("."):
+            os.replace(item, aside / item.name)
+    runfile.write_atomic(aside / runfile.FILE_NAME, {**old, "run_dir": str(aside)})
+    log.warning("%s held an ok run of another config (hash %s): moved to %s", run_dir, old["config_hash"], aside)
+    return aside
 
 
 @contextlib.contextmanager
@@ -163,7 +199,10 @@ def throughput(result) -> dict:
                         "tokens exclude padding"}
 
 
-def _execute(cfg: DictConfig, record: dict) -> None:
+def _execute(cfg: DictConfig, record: dict, on_train=lambda: None) -> None:
+    """Check, load, build, train, measure; `on_train()` is called when training begins (before it, a
+    UserError is a mistake in the command and leaves no run file)."""
+    import torch
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
@@ -186,7 +225,7 @@ def _execute(cfg: DictConfig, record: dict) -> None:
 
     data = load_task(task, seed=cfg.seed, data_root=cfg.data_root)
     record["data"] = {"source": data.source, "train_examples": len(data.train),
-                      "eval_examples": {s: len(df) for s, df in data.evals.items()}}
+                      "eval_examples": {s: len(df) for s, df in data.evals.items()}, **record["data"]}
     log.info("task %s from %s: %d train, %s eval examples", task.name, data.source, len(data.train),
              record["data"]["eval_examples"])
     if task.kind == "classification":  # the other kinds load their tokenizer or image processor in kinds/
@@ -227,6 +266,7 @@ def _execute(cfg: DictConfig, record: dict) -> None:
     main_key = task.main_metric + next(iter(suffixes.values()))  # the first eval split's main metric
     best_metric = t.metric_for_best or main_key
 
+    on_train()
     runs_before = _TRAINED_IN_THIS_PROCESS[0]
     try:
         with PeakMemory(accelerator.device) as memory:
@@ -236,7 +276,8 @@ def _execute(cfg: DictConfig, record: dict) -> None:
         _TRAINED_IN_THIS_PROCESS[0] += 1
     setup = {"device": str(accelerator.device), "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
              "mixed_precision": hw.mixed_precision, "batch_size": t.batch_size, "grad_accum": t.grad_accum,
-             "max_length": cfg.model.max_length, "num_processes": accelerator.num_processes}
+             "max_length": cfg.model.max_length, "num_processes": accelerator.num_processes,
+             "threads": torch.get_num_threads()}  # torch's CPU threads per process (hardware.threads)
     reported = result.best["metrics"] if t.report == "best" else result.metrics  # train.report: best or last
     record.update(resumed_from=result.resumed_from,
         metrics=reported, main_metric=main_key, main_score=reported[main_key],

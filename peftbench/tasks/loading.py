@@ -80,6 +80,30 @@ def resolve_data_dir(task: DictConfig, data_root: str | None) -> Path | None:
                     "files, or point this task elsewhere with task.data_dir=<folder>.")
 
 
+def data_paths(task: DictConfig, data_root: str | None = None) -> dict[str, Path]:
+    """{split: file} of the local files `load_task` reads for this task (none for a generator or a hub id;
+    every file of a local copy of a hub repository, keyed by its relative path). Missing files are left
+    out: `load_task` names them."""
+    try:
+        folder = resolve_data_dir(task, data_root)
+    except UserError:
+        return {}
+    splits = [task.train_split, *eval_splits(task)]
+    if task.data_files:
+        base = folder or Path(".")
+        paths = {s: Path(f).expanduser() for s, f in task.data_files.items()}
+        paths = {s: p if p.is_absolute() else base / p for s, p in paths.items()}
+    elif folder is not None:
+        paths = {s: next((folder / (stem + ext) for stem in _stems(task, s) for ext in EXTENSIONS
+                          if (folder / (stem + ext)).is_file()), None) for s in splits}
+    elif task.dataset and Path(task.dataset).expanduser().is_dir():
+        root = Path(task.dataset).expanduser()
+        paths = {str(p.relative_to(root)): p for p in sorted(root.rglob("*")) if p.is_file()}
+    else:
+        return {}
+    return {s: p for s, p in paths.items() if p is not None and p.is_file()}
+
+
 def _subsample(df: pd.DataFrame, n: int | None, seed: int) -> pd.DataFrame:
     if n is None or n >= len(df):
         return df.reset_index(drop=True)
