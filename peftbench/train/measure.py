@@ -1,6 +1,6 @@
 """How a run measures itself: training throughput after a warm-up with evaluation taken out
-(`StepTimer`), and peak memory during training (`PeakMemory`: CUDA allocator peaks on GPU, sampled
-process RSS everywhere). README.md, "Measurement", documents the protocol."""
+(`StepTimer`), and peak memory during training (`PeakMemory`: CUDA allocator peaks on GPU, the process's
+peak RSS everywhere: the kernel's high-water mark on Linux, sampled elsewhere). README.md, "Measurement", documents the protocol."""
 
 from __future__ import annotations
 
@@ -79,23 +79,49 @@ def effective_warmup(requested: int, total_steps: int) -> int:
     return max(0, min(requested, total_steps // 2))
 
 
+def _kernel_peak_rss() -> int | None:
+    """The process's peak RSS since the last `_reset_kernel_peak()` in bytes (Linux: VmHWM), or None."""
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def _reset_kernel_peak() -> bool:
+    """Reset VmHWM to the current RSS (Linux >= 4.0: `5` to /proc/self/clear_refs); False where it cannot."""
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")
+    except OSError:
+        return False
+    return _kernel_peak_rss() is not None
+
+
 class PeakMemory:
     """Context manager: `with PeakMemory(device) as mem: ...; mem.result()`; `with mem.paused():` leaves
     a stretch (evaluation) out of the peaks.
 
-    RSS is sampled every `interval` seconds by a daemon thread (plus once at each end and at each pause),
-    so a peak shorter than the interval can be missed; on CUDA the allocator's own peak counters are
-    exact: they are read before a pause and reset after it. RSS is what the process holds, so memory
-    the allocator kept after a pause still counts in later samples.
+    Peak RSS is the kernel's own high-water mark where Linux lets a process reset it (VmHWM, reset when
+    training starts and after each pause): exact, and nothing runs per step. Elsewhere RSS is sampled
+    every `interval` seconds by a daemon thread (plus once at each end and at each pause), so a peak
+    shorter than the interval can be missed. On CUDA the allocator's own peak counters are exact: they
+    are read before a pause and reset after it. RSS is what the process holds, so memory the allocator
+    kept after a pause still counts in later samples (and in the high-water mark, reset to it).
     """
 
-    def __init__(self, device, interval: float = 0.02):
+    def __init__(self, device, interval: float = 0.02, kernel_peak: bool = True):
         self.device = device
         self.interval = interval
+        self.kernel_peak = kernel_peak  # False: always sample (tests); True: the kernel's peak where it can
         self._proc = psutil.Process()
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._paused = False
+        self._thread = None
         self.rss_before = self.peak_rss = 0
         self.cuda: dict = {}
 
@@ -103,10 +129,15 @@ class PeakMemory:
     def _cuda(self) -> bool:
         return self.device.type == "cuda"
 
+    @property
+    def source(self) -> str:
+        return f"sampled every {self.interval * 1000:g} ms" if self.kernel_peak is False else "kernel peak (VmHWM)"
+
     def _sample(self) -> None:
         with self._lock:
             if not self._paused:
-                self.peak_rss = max(self.peak_rss, self._proc.memory_info().rss)
+                now = _kernel_peak_rss() if self.kernel_peak else self._proc.memory_info().rss
+                self.peak_rss = max(self.peak_rss, now)
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
@@ -126,9 +157,11 @@ class PeakMemory:
 
             torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
+        self.kernel_peak = self.kernel_peak and _reset_kernel_peak()
         self.rss_before = self.peak_rss = self._proc.memory_info().rss
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._thread.start()
+        if not self.kernel_peak:
+            self._thread = threading.Thread(target=self._loop, daemon=True)
+            self._thread.start()
         return self
 
     @contextlib.contextmanager
@@ -147,18 +180,21 @@ class PeakMemory:
                 torch.cuda.synchronize(self.device)
                 torch.cuda.reset_peak_memory_stats(self.device)
             with self._lock:
+                if self.kernel_peak:
+                    _reset_kernel_peak()
                 self._paused = False
 
     def __exit__(self, *exc):
         self._stop.set()
-        self._thread.join()
+        if self._thread is not None:
+            self._thread.join()
         self._sample()
         if self._cuda:
             self._fold_cuda()
         return False
 
     def result(self) -> dict:
-        out = {"device": str(self.device), "peak_rss_mb": round(self.peak_rss / MB, 1),
+        out = {"device": str(self.device), "peak_rss_mb": round(self.peak_rss / MB, 1), "peak_rss_source": self.source,
                "rss_before_train_mb": round(self.rss_before / MB, 1),
                "cuda_max_allocated_mb": None, "cuda_max_reserved_mb": None}
         out.update({k: round(v, 1) for k, v in self.cuda.items()})
