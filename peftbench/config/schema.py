@@ -98,6 +98,7 @@ class TrainConfig:
     checkpoint_every: int = 200  # save a resumable checkpoint every N optimizer steps (0: never)
     keep_checkpoint: bool = False  # keep <run dir>/checkpoints/ after the run ends ok
     throughput_warmup_steps: int = 5  # optimizer steps left out of the throughput window (at most half the run)
+    gradient_checkpointing: bool = False  # recompute activations in the backward pass (train/grad_checkpointing.py)
 
 
 @dataclass

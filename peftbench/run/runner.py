@@ -201,6 +201,10 @@ def _execute(cfg: DictConfig, record: dict) -> None:
                  record["init_from"]["tensors"], ", ".join(record["init_from"]["skipped_head"]) or "none")
     if getattr(model, "peftbench_cannot_train", None):
         raise UserError(f"method {cfg.method.name} on model {cfg.model.name}: {model.peftbench_cannot_train}")
+    if t.gradient_checkpointing:
+        from ..train.grad_checkpointing import enable_gradient_checkpointing
+
+        enable_gradient_checkpointing(model, cfg.method.name)
     p = record["params"]
     log.info("method %s on %s (%s): %s of %s parameters train (%.4f%%; method %s, head %s):\n  %s",
              cfg.method.name, cfg.model.name, family, f"{p['trainable']:,}", f"{p['base_total']:,}",
@@ -235,7 +239,8 @@ def _execute(cfg: DictConfig, record: dict) -> None:
     finally:
         _TRAINED_IN_THIS_PROCESS[0] += 1
     setup = {"device": str(accelerator.device), "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
-             "mixed_precision": hw.mixed_precision, "batch_size": t.batch_size, "grad_accum": t.grad_accum,
+             "mixed_precision": hw.mixed_precision,
+             "gradient_checkpointing": t.gradient_checkpointing, "batch_size": t.batch_size, "grad_accum": t.grad_accum,
              "max_length": cfg.model.max_length, "num_processes": accelerator.num_processes}
     reported = result.best["metrics"] if t.report == "best" else result.metrics  # train.report: best or last
     record.update(resumed_from=result.resumed_from,

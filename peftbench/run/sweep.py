@@ -24,6 +24,9 @@ from .. import runfile
 
 VOLATILE = ("results_dir", "force", "train.checkpoint_every", "train.keep_checkpoint", "train.save_trainable",
             "cache_dir", "train.throughput_warmup_steps")
+# Keys added after run files existed (issue 14): left out of the hash while they hold these values, so a
+# run file written before the key existed still matches its re-run (a sweep skips it instead of re-running)
+NEUTRAL_DEFAULTS = {"train.gradient_checkpointing": False}
 SWEEP_ENV = "PEFTBENCH_SWEEP_ID"
 OUTCOMES = ("ok", "skipped", "failed", "killed", "running")
 LAST_SUMMARY: dict | None = None  # set in the launching process when a multirun ends
@@ -32,12 +35,13 @@ LAST_SUMMARY: dict | None = None  # set in the launching process when a multirun
 def config_hash(cfg: DictConfig) -> str:
     config = OmegaConf.to_container(cfg, resolve=True)
     config.pop("hydra", None)
-    for key in VOLATILE:
+    for key in (*VOLATILE, *NEUTRAL_DEFAULTS):
         *parents, leaf = key.split(".")
         node = config
         for p in parents:
             node = node.get(p, {})
-        node.pop(leaf, None)
+        if key in VOLATILE or node.get(leaf, None) == NEUTRAL_DEFAULTS[key]:
+            node.pop(leaf, None)
     text = json.dumps(config, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
