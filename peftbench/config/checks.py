@@ -24,7 +24,7 @@ def check_config(cfg: DictConfig, method, metric_names: list[str]) -> tuple[Any,
     Returns (method knobs, problems)."""
     problems: list[str] = []
     for key in ("train.lr", "train.batch_size", "train.eval_batch_size", "train.grad_accum",
-                "train.log_every", "model.max_length", "hardware.num_processes"):
+                "train.log_every", "model.max_length", "hardware.num_processes", "train.inference_examples"):
         _positive(problems, cfg, key)
     for key in ("train.weight_decay", "train.max_grad_norm", "train.checkpoint_every",
                 "train.throughput_warmup_steps"):

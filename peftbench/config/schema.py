@@ -99,6 +99,8 @@ class TrainConfig:
     keep_checkpoint: bool = False  # keep <run dir>/checkpoints/ after the run ends ok
     throughput_warmup_steps: int = 5  # optimizer steps left out of the throughput window (at most half the run)
     gradient_checkpointing: bool = False  # recompute activations in the backward pass (train/grad_checkpointing.py)
+    inference_cost: bool = False  # after training: latency at batch 1 and eval batch, unmerged and merged (train/inference.py)
+    inference_examples: int = 64  # eval examples the latency is timed on
 
 
 @dataclass

@@ -257,3 +257,8 @@ def _execute(cfg: DictConfig, record: dict) -> None:
 
         path = save_trainable(model, Path(record["run_dir"]) / "trainable.safetensors")
         record["artifacts"] = {"trainable_weights": path.name, "trainable_weights_bytes": path.stat().st_size}
+    if t.inference_cost:  # last: it merges the adapter into the model in place
+        from ..train.inference import measure_inference
+
+        first = next(iter(eval_loaders.values()))[0]
+        record["inference"] = measure_inference(model, first, cfg, accelerator)
