@@ -178,10 +178,19 @@ def _execute(cfg: DictConfig, record: dict) -> None:
     _, problems = check_config(cfg, METHODS.get(cfg.method.name), METRICS.names())
     raise_problems(problems)
     hw, t, task = cfg.hardware, cfg.train, cfg.task
+    from accelerate.state import AcceleratorState
+
+    # accelerate keeps one state per process and refuses another precision: a run of another precision earlier
+    # in this process (a multirun over hardware.mixed_precision, a test session) would stop this one
+    if AcceleratorState._shared_state.get("_mixed_precision", hw.mixed_precision) != hw.mixed_precision:
+        AcceleratorState._reset_state()
     accelerator = Accelerator(cpu=_on_cpu(hw), mixed_precision=hw.mixed_precision,
                               gradient_accumulation_steps=t.grad_accum)
     if hw.device == "cuda" and accelerator.device.type != "cuda":
         raise RuntimeError("hardware.device=cuda but torch sees no CUDA device; use hardware=cpu or hardware=auto.")
+    if hw.mixed_precision != "no" and not accelerator.native_amp:  # accelerate would run fp32 without a word
+        raise UserError(f"hardware.mixed_precision={hw.mixed_precision}: no autocast to it on {accelerator.device.type} "
+                        "(fp16 needs a CUDA GPU). On CPU use hardware.mixed_precision=bf16 or no.")
     set_seed(cfg.seed)
 
     data = load_task(task, seed=cfg.seed, data_root=cfg.data_root)
