@@ -184,8 +184,11 @@ def _execute(cfg: DictConfig, record: dict) -> None:
     # in this process (a multirun over hardware.mixed_precision, a test session) would stop this one
     if AcceleratorState._shared_state.get("_mixed_precision", hw.mixed_precision) != hw.mixed_precision:
         AcceleratorState._reset_state()
+    from ..train import trackers
+
     accelerator = Accelerator(cpu=_on_cpu(hw), mixed_precision=hw.mixed_precision,
-                              gradient_accumulation_steps=t.grad_accum)
+                              gradient_accumulation_steps=t.grad_accum,
+                              **trackers.accelerator_kwargs(t.log_with, record["run_dir"]))
     if hw.device == "cuda" and accelerator.device.type != "cuda":
         raise RuntimeError("hardware.device=cuda but torch sees no CUDA device; use hardware=cpu or hardware=auto.")
     if hw.mixed_precision != "no" and not accelerator.native_amp:  # accelerate would run fp32 without a word
@@ -241,12 +244,15 @@ def _execute(cfg: DictConfig, record: dict) -> None:
     best_metric = t.metric_for_best or main_key
 
     runs_before = _TRAINED_IN_THIS_PROCESS[0]
+    tracker = trackers.start(accelerator, record["config"], t.log_with)
     try:
         with PeakMemory(accelerator.device) as memory:
             result = fit(model, train_loader, eval_loaders, cfg, accelerator, best_metric,
                          run_dir=record["run_dir"], config_hash=record["config_hash"], memory=memory)
     finally:
         _TRAINED_IN_THIS_PROCESS[0] += 1
+        if tracker:
+            accelerator.end_training()
     setup = {"device": str(accelerator.device), "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
              "mixed_precision": hw.mixed_precision,
              "gradient_checkpointing": t.gradient_checkpointing, "batch_size": t.batch_size, "grad_accum": t.grad_accum,
@@ -266,6 +272,8 @@ def _execute(cfg: DictConfig, record: dict) -> None:
 
         path = save_trainable(model, Path(record["run_dir"]) / "trainable.safetensors")
         record["artifacts"] = {"trainable_weights": path.name, "trainable_weights_bytes": path.stat().st_size}
+    if tracker:
+        record["artifacts"] = {**(record["artifacts"] or {}), "tracker": tracker}
     if t.inference_cost:  # last: it merges the adapter into the model in place
         from ..train.inference import measure_inference
 

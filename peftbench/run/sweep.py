@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from .. import runfile
 
 VOLATILE = ("results_dir", "force", "train.checkpoint_every", "train.keep_checkpoint", "train.save_trainable",
-            "cache_dir", "train.throughput_warmup_steps")
+            "cache_dir", "train.throughput_warmup_steps", "train.log_with")
 # Keys added after run files existed (issue 14): left out of the hash while they hold these values, so a
 # run file written before the key existed still matches its re-run (a sweep skips it instead of re-running)
 NEUTRAL_DEFAULTS = {"train.gradient_checkpointing": False, "train.inference_cost": False, "train.inference_examples": 64}
