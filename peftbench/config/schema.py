@@ -101,6 +101,8 @@ class TrainConfig:
     gradient_checkpointing: bool = False  # recompute activations in the backward pass (train/grad_checkpointing.py)
     inference_cost: bool = False  # after training: latency at batch 1 and eval batch, unmerged and merged (train/inference.py)
     inference_examples: int = 64  # eval examples the latency is timed on
+    forgetting: bool = False  # causal LMs: general-text loss after training minus the base model's (train/forgetting.py)
+    forgetting_text: Optional[str] = None  # a text file, one text per line; null: peftbench/train/general_text.txt
     log_with: Optional[str] = None  # tensorboard | wandb | mlflow (comma-separated for several): train/trackers.py
 
 

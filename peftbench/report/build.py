@@ -52,10 +52,11 @@ INFERENCE_COLUMNS = (("infer_b1", "unmerged_ms_per_example", "batch_1", "ms/ex b
                      ("infer_eval_merged", "merged_ms_per_example", "eval_batch", "merged eval batch"))
 
 
-def inference_cells(runs: list[dict]) -> dict[str, Cell]:
-    """Mean latency per INFERENCE_COLUMNS over the runs that measured it, and the trained tensors' file
-    size (MB); a column no run has is left out."""
+def optional_cost_cells(runs: list[dict]) -> dict[str, Cell]:
+    """Figures only some runs measure, each the mean over the runs that have it: latency per
+    INFERENCE_COLUMNS and, with it, the trained tensors' file size (MB); forgetting (train.forgetting)."""
     cells = {}
+    forgetting = [r["forgetting"]["forgetting"] for r in runs if (r.get("forgetting") or {}).get("forgetting") is not None]
     for key, field, batch, _ in INFERENCE_COLUMNS:
         values = [(r.get("inference") or {}).get(field) or {} for r in runs]
         values = [v[batch] for v in values if v.get(batch) is not None]
@@ -65,6 +66,8 @@ def inference_cells(runs: list[dict]) -> dict[str, Cell]:
     sizes = [s for s in sizes if s is not None]
     if sizes and cells:
         cells["adapter_mb"] = Cell(statistics.fmean(sizes) / 2 ** 20)
+    if forgetting:
+        cells["forgetting"] = Cell(statistics.fmean(forgetting))
     return cells
 
 
@@ -161,7 +164,7 @@ def cost_column_notes(table: Table, ok: list[dict]) -> list[str]:
 
 def cost_table(ok: list[dict], keys: list[str], baseline: str) -> Table:
     """Per row: trainable %, peak memory, samples/s, train time, each also as a ratio to `baseline`."""
-    rows = {key: cost_cells(runs) | inference_cells(runs) for key, runs in group_rows(ok, keys).items()}
+    rows = {key: cost_cells(runs) | optional_cost_cells(runs) for key, runs in group_rows(ok, keys).items()}
     base_at = keys.index("method") if "method" in keys else None
     ratios = (("memory", "mem"), ("throughput", "speed"), ("train_s", "time"))
     for key, cells in rows.items():
@@ -180,12 +183,17 @@ def cost_table(ok: list[dict], keys: list[str], baseline: str) -> Table:
                 if key in present]
     if "adapter_mb" in present:
         columns.append(Column("adapter_mb", "adapter MB", decimals=2, better="min"))
+    if "forgetting" in present:
+        columns.append(Column("forgetting", "forgetting", decimals=3, better="min"))
     notes = [f"Means over each row's runs; ratios divide by the `{baseline}` row of the same model.",
              *shared_process_note(ok), *precision_note(ok)]
     if present & {key for key, *_ in INFERENCE_COLUMNS}:
         notes.append("ms/ex: inference latency per example (forward pass) at batch 1 and at the eval batch size, "
                      "adapter unmerged and merged into the weights (train.inference_cost; – where the method "
                      "does not merge); adapter MB: the trained tensors' file.")
+    if "forgetting" in present:
+        notes.append("forgetting: mean per-token cross-entropy on general text after training minus the base "
+                     "model's (train.forgetting, causal LMs; peft's method comparison); lower is better.")
     if not any("memory_ratio" in cells for cells in rows.values()):
         notes.append(f"No `{baseline}` runs: ratios left out (--baseline picks another method).")
     return Table(keys, columns, list(rows.items()), notes)

@@ -243,6 +243,12 @@ def _execute(cfg: DictConfig, record: dict) -> None:
     main_key = task.main_metric + next(iter(suffixes.values()))  # the first eval split's main metric
     best_metric = t.metric_for_best or main_key
 
+    forgetting = None
+    if t.forgetting:  # general-text loss of the base model, before training (train/forgetting.py)
+        from ..train.forgetting import Forgetting
+
+        forgetting = Forgetting(cfg, accelerator)
+        forgetting.before(model)
     runs_before = _TRAINED_IN_THIS_PROCESS[0]
     tracker = trackers.start(accelerator, record["config"], t.log_with)
     try:
@@ -267,6 +273,9 @@ def _execute(cfg: DictConfig, record: dict) -> None:
         throughput={**throughput(result), **setup},
     )
     record["timing"].update(train_s=round(result.train_seconds, 3), eval_s=round(result.eval_seconds, 3))
+    if forgetting is not None:
+        forgetting.after(model)
+        record["forgetting"] = forgetting.record()
     if t.save_trainable and _is_main_process():
         from ..train.checkpoint import save_trainable
 
