@@ -75,6 +75,7 @@ class HardwareConfig:
     name: str = MISSING
     device: str = "auto"  # auto | cpu | cuda
     mixed_precision: str = "no"  # no | fp16 | bf16
+    busy_gpu: str = "record"  # record | refuse: memory other processes hold on the GPU at the start (train/measure.py)
     num_processes: int = 1  # > 1: peftbench starts this many processes on this node (DDP through accelerate)
 
 

@@ -167,7 +167,7 @@ def _execute(cfg: DictConfig, record: dict) -> None:
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
-    from ..train.measure import PeakMemory
+    from ..train.measure import PeakMemory, check_busy_gpu
     from ..methods import METHODS
     from ..metrics import METRICS
     from ..models import load_tokenizer
@@ -194,6 +194,7 @@ def _execute(cfg: DictConfig, record: dict) -> None:
     if hw.mixed_precision != "no" and not accelerator.native_amp:  # accelerate would run fp32 without a word
         raise UserError(f"hardware.mixed_precision={hw.mixed_precision}: no autocast to it on {accelerator.device.type} "
                         "(fp16 needs a CUDA GPU). On CPU use hardware.mixed_precision=bf16 or no.")
+    busy = check_busy_gpu(accelerator.device, hw.busy_gpu)  # before this run allocates anything on the GPU
     set_seed(cfg.seed)
 
     data = load_task(task, seed=cfg.seed, data_root=cfg.data_root)
@@ -267,7 +268,7 @@ def _execute(cfg: DictConfig, record: dict) -> None:
     record.update(resumed_from=result.resumed_from,
         metrics=reported, main_metric=main_key, main_score=reported[main_key],
         best=result.best, eval_history=result.eval_history, loss_history=result.loss_history,
-        memory={**memory.result(), **setup, "measured": "peak during training, evaluation and checkpoints excluded",
+        memory={**memory.result(), **busy, **setup, "measured": "peak during training, evaluation and checkpoints excluded",
                 # > 0: RSS figures include memory the allocator kept from earlier runs (a basic-launcher multirun)
                 "runs_before_in_process": runs_before},
         throughput={**throughput(result), **setup},

@@ -149,6 +149,8 @@ def fit(model, train_loader, eval_loaders: dict, cfg, accelerator, best_metric: 
             scheduler.step()
             result.steps += 1
             timer.step()
+            if memory is not None:
+                memory.step()  # CUDA allocated/reserved per step (measure.PeakMemory); nothing on CPU
             step = result.steps
             if step % t.log_every == 0 or step == total:
                 mean_loss = sum(window) / len(window)
