@@ -26,6 +26,7 @@ class ModelConfig:
     tokenizer: Optional[str] = None  # defaults to name_or_path
     family: Optional[str] = None  # bert | roberta | ...; null: the checkpoint's model_type
     max_length: int = 128
+    quantization: Optional[str] = None  # 4bit | 8bit: bitsandbytes on load, peft's k-bit prep (models/quantization.py)
     # The architecture as config kwargs (model_type, hidden_size, ...). With name_or_path null the model
     # is built from it with random weights; `peftbench params` uses it to count without downloading.
     arch: Optional[Dict[str, Any]] = None

@@ -82,7 +82,8 @@ class Forgetting:
         self.tokens = 0
 
     def _loss(self, model) -> float:
-        model.to(self.accelerator.device)
+        if next(model.parameters()).device != self.accelerator.device:  # before training: not prepared yet
+            model.to(self.accelerator.device)  # (a bitsandbytes model is placed as it loads, and refuses .to)
         loss, self.tokens = mean_token_loss(model, self.tokenizer, self.lines, self.max_length, self.batch_size,
                                             self.accelerator.device, self.accelerator.autocast)
         return loss
