@@ -4,13 +4,15 @@ weights (peft's `merge_and_unload`, where the method merges), and whether the me
 the unmerged ones. Users choose between keeping an adapter separate and merging it on this figure.
 
 Protocol: the first `train.inference_examples` examples of the first eval split, batched as evaluation
-batches them (padded to the batch's longest example), labels left out. Each setting runs one untimed
-pass, then `REPEATS` timed passes; the figure is the median pass time divided by the examples, in ms. On
-CUDA the clock synchronises the device. Forward pass only: generation tasks time one pass over the
+batches them (padded to the batch's longest example), labels left out. `REPEATS` rounds alternate the
+unmerged adapter and the merged one (peft's merge_adapter / unmerge_adapter), so a machine whose load
+changes during the measurement favours neither; each timed pass follows an untimed one; the figure is
+the median pass time divided by the examples, in ms. On CUDA the clock synchronises the device. Forward pass only: generation tasks time one pass over the
 prompt, not decoding; seq2seq tasks (which need decoder inputs) are not timed.
 
-The merge is done in place, so this runs last, after the trained tensors are saved: merging a large
-model into a copy would need twice its memory.
+Finally merge_and_unload merges in place (one more timed round, and the merged outputs compared with
+the unmerged ones), so this runs last, after the trained tensors are saved: merging a large model into a
+copy would need twice its memory.
 """
 
 from __future__ import annotations
@@ -35,22 +37,19 @@ def _batches(loader, examples: int, batch_size: int, device) -> list[dict]:
 
 @torch.no_grad()
 def _time(model, batches: list[dict], sync, autocast) -> tuple[float, torch.Tensor]:
-    """(median seconds of one pass over `batches`, the last batch's logits)."""
+    """(seconds of one timed pass over `batches` after an untimed one, the last batch's logits)."""
     def one_pass():
         with autocast():
             for batch in batches:
                 logits = model(**batch).logits
         return logits
 
-    one_pass()  # warm-up: lazy initialisation, allocator growth
-    seconds = []
-    for _ in range(REPEATS):
-        sync()
-        began = time.perf_counter()
-        logits = one_pass()
-        sync()
-        seconds.append(time.perf_counter() - began)
-    return statistics.median(seconds), logits.float()
+    one_pass()  # warm-up: lazy initialisation, allocator growth, a just-merged weight's first use
+    sync()
+    began = time.perf_counter()
+    logits = one_pass()
+    sync()
+    return time.perf_counter() - began, logits.float()
 
 
 def merge(model):
@@ -77,21 +76,40 @@ def measure_inference(model, loader, cfg, accelerator) -> dict:
     batches = {name: _batches(loader, t.inference_examples, size, device) for name, size in sizes.items()}
     examples = sum(len(next(iter(b.values()))) for b in batches["batch_1"])
 
-    def figures(m) -> tuple[dict, torch.Tensor]:
-        out, logits = {}, None
+    def one_round(m, out: dict) -> torch.Tensor:
+        logits = None
         for name, bs in batches.items():
             seconds, logits = _time(m, bs, sync, accelerator.autocast)
-            out[name] = round(1000 * seconds / examples, 4)
-        return out, logits  # the eval-batch pass's last batch
+            out.setdefault(name, []).append(seconds)
+        return logits  # the eval-batch pass's last batch
 
-    unmerged, before = figures(model)
+    def per_example(out: dict) -> dict:
+        return {name: round(1000 * statistics.median(s) / examples, 4) for name, s in out.items()}
+
+    # Unmerged and merged alternate, round after round (peft's merge_adapter / unmerge_adapter), so a machine
+    # that gets busier or quieter during the measurement does not favour one of them; then merge_and_unload.
+    unmerged, merged, before = {}, {}, None
+    alternate = hasattr(model, "merge_adapter") and hasattr(model, "unmerge_adapter")
+    for _ in range(REPEATS):
+        before = one_round(model, unmerged)
+        if alternate:
+            try:
+                model.merge_adapter()
+            except (AttributeError, ValueError, NotImplementedError, TypeError):
+                alternate = False  # merge_and_unload below says why
+                continue
+            one_round(model, merged)
+            model.unmerge_adapter()
     merged_model, reason = merge(model)
     record = {"examples": examples, "eval_batch_size": t.eval_batch_size, "repeats": REPEATS,
-              "unmerged_ms_per_example": unmerged, "merged_ms_per_example": None, "merge": reason or "merge_and_unload",
-              "merged_max_abs_diff": None,
-              "measured": "forward pass, median of the timed passes / examples; merged in place after training"}
+              "unmerged_ms_per_example": per_example(unmerged), "merged_ms_per_example": None,
+              "merge": reason or "merge_and_unload", "merged_max_abs_diff": None,
+              "measured": "forward pass, median over rounds that alternate unmerged and merged, per example"}
     if merged_model is not None:
         merged_model.eval()
-        record["merged_ms_per_example"], after = figures(merged_model)
+        if not alternate:  # merged only at the end: time it now
+            merged = {}
+        after = one_round(merged_model, merged)  # merge_and_unload's model: one more round, and its outputs
+        record["merged_ms_per_example"] = per_example(merged)
         record["merged_max_abs_diff"] = float((after - before).abs().max())
     return record
