@@ -70,10 +70,13 @@ def test_a_run_with_checkpointing_trains_like_one_without(tmp_path):
         assert a == pytest.approx(b, rel=1e-4)
 
 
-def test_prefix_tuning_is_refused_with_the_reason():
-    model, _ = _model_and_batch("tiny-llama", ["method=prefix_tuning"])
+def test_peft_prefix_tuning_is_refused_with_the_reason():
+    from peftbench.methods import METHODS
+
+    name = "prefix_tuning_peft" if "prefix_tuning_peft" in METHODS.names() else "prefix_tuning"  # peft's prefix
+    model, _ = _model_and_batch("tiny-llama", [f"method={name}"])
     with pytest.raises(UserError, match="past_key_values"):
-        enable_gradient_checkpointing(model, "prefix_tuning")
+        enable_gradient_checkpointing(model, name)
 
 
 def test_the_knob_at_its_default_leaves_the_config_hash_of_older_runs_alone():

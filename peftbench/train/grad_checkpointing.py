@@ -16,8 +16,14 @@ from __future__ import annotations
 
 from ..errors import UserError
 
-# Methods whose trained state reaches the model as past key values (a cache checkpointing turns off).
-PAST_KEY_VALUE_METHODS = ("prefix_tuning",)
+# peft methods whose trained state reaches the model as past key values (a cache checkpointing turns off)
+PAST_KEY_VALUE_TYPES = ("PREFIX_TUNING",)
+
+
+def _past_key_value_method(model) -> bool:
+    configs = getattr(model, "peft_config", None)
+    return isinstance(configs, dict) and any(str(getattr(c, "peft_type", "")).split(".")[-1] in PAST_KEY_VALUE_TYPES
+                                             for c in configs.values())
 
 
 def transformers_model(model):
@@ -29,7 +35,7 @@ def transformers_model(model):
 
 def enable_gradient_checkpointing(model, method: str, reentrant: bool = False) -> None:
     """Checkpoint every layer of `model` (a built model x method) and make its inputs require grad."""
-    if method in PAST_KEY_VALUE_METHODS:
+    if _past_key_value_method(model):
         raise UserError(f"train.gradient_checkpointing=true does not work with method={method}: peft passes the "
                         "prefix as past_key_values, which a checkpointing model drops (use_cache=False). Use "
                         "train.gradient_checkpointing=false, or method=prompt_tuning / p_tuning.")
