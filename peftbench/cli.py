@@ -65,7 +65,6 @@ LAUNCHER_PLUGINS = {"slurm": "hydra_submitit_launcher", "slurm_cpu": "hydra_subm
 def check_launcher_installed(overrides: list[str]) -> None:
     """`hydra/launcher=slurm` without its Hydra plugin: say which extra to install, not Hydra's
     'Could not find hydra/launcher/submitit_slurm'."""
-    import importlib.util
 
     for arg in overrides:
         key, _, value = arg.partition("=")
@@ -109,10 +108,12 @@ def run_command(args: list[str]) -> int:
     from .run import sweep
 
     multirun = any(a in ("-m", "--multirun") for a in args)
-    overrides = check_group_choices([a for a in args if a != "--force"], multirun)
+    flags, overrides = split_hydra_flags([a for a in args if a != "--force"])
+    config_dirs = config_dir_flags(flags)
+    overrides = check_group_choices(overrides, multirun, config_dirs)
     check_launcher_installed(overrides)
-    if not any(a.split("=")[0] in SEARCH_PATH_FLAGS for a in overrides):  # else only Hydra knows the config
-        cfg = compose(first_of_sweeps(overrides, multirun))  # a typo, a wrong type: one message now, not Hydra's
+    if not any(f.split("=")[0] in SEARCH_PATH_FLAGS[2:] for f in flags):  # else only Hydra knows the config
+        cfg = compose(first_of_sweeps(overrides, multirun), config_dirs)  # a typo, a wrong type: one message now
         if multirun:
             check_sweep_values(cfg, overrides)
         check_writable("results_dir", cfg.results_dir)
@@ -127,11 +128,50 @@ def run_command(args: list[str]) -> int:
 
         run_job(cfg)
 
-    sys.argv = ["peftbench run", *overrides]
+    sys.argv = ["peftbench run", *flags, *overrides]
     sweep.LAST_SUMMARY = None
     hydra_entry()
     failed = sweep.LAST_SUMMARY and any(sweep.LAST_SUMMARY["counts"][s] for s in ("failed", "killed", "running"))
     return 1 if failed else 0
+
+
+HYDRA_VALUE_FLAGS = ("--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn", "--config-dir",
+                     "-cd", "--experimental-rerun")
+INFO_VALUES = ("all", "config", "defaults", "defaults-tree", "plugins", "searchpath")
+
+
+def split_hydra_flags(args: list[str]) -> tuple[list[str], list[str]]:
+    """(Hydra's flags with their values, the overrides). Hydra's argparse takes the overrides as one run of
+    positional arguments: `a=1 --config-dir d b=2` is refused unless the flags come first."""
+    flags, overrides, i = [], [], 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("-"):
+            overrides.append(arg)
+            i += 1
+            continue
+        takes_value = arg in HYDRA_VALUE_FLAGS or (arg in ("--info", "-i") and args[i + 1:i + 2] and
+                                                   args[i + 1] in INFO_VALUES)
+        flags += args[i:i + 1 + bool(takes_value)]
+        i += 1 + bool(takes_value)
+    return flags, overrides
+
+
+def config_dir_flags(flags: list[str]) -> list[str]:
+    """The folders of `--config-dir DIR` / `-cd DIR` / `--config-dir=DIR`, checked to exist."""
+    from pathlib import Path
+
+    dirs = []
+    for i, flag in enumerate(flags):
+        name, eq, value = flag.partition("=")
+        if name in ("--config-dir", "-cd"):
+            value = value if eq else (flags[i + 1] if i + 1 < len(flags) else "")
+            folder = Path(value).expanduser().absolute()
+            if not folder.is_dir():
+                raise UserError(f"{name} {value}: no such folder. Give a folder laid out like conf/ "
+                                "(e.g. DIR/task/<name>.yaml).")
+            dirs.append(str(folder))
+    return dirs
 
 
 PARAMS_USAGE = """usage: peftbench params [model=<m>] [method=<x>] [method.<knob>=<v> ...] [--labels N] [--names] [--json]
@@ -181,16 +221,18 @@ def params_command(argv: list[str]) -> int:
     return 0
 
 
-def compose(overrides: list[str]):
-    """The run config for these overrides, as `peftbench run` composes it (no run dir, no Hydra job).
-    Hydra's composition errors become one UserError: an unknown key with the closest valid keys of its
-    node, a value of the wrong type with the type expected."""
+def compose(overrides: list[str], config_dirs: list[str] = ()):
+    """The run config for these overrides, as `peftbench run` composes it (no run dir, no Hydra job), with
+    the folders of --config-dir on the search path. Hydra's composition errors become one UserError: an
+    unknown key with the closest valid keys of its node, a value of the wrong type with the type expected."""
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
     from .config import check_group_choices
 
-    check_group_choices(overrides)
+    check_group_choices(overrides, config_dirs=config_dirs)
+    if config_dirs:
+        overrides = [*overrides, f"hydra.searchpath=[{','.join('file://' + d for d in config_dirs)}]"]
     try:
         return _hydra_compose(overrides)
     except (HydraException, OmegaConfBaseException) as exc:
@@ -212,7 +254,6 @@ TYPE_NAMES = {"Float": "a float", "Integer": "an integer", "Boolean": "true or f
 
 def compose_error(exc: Exception, overrides: list[str]) -> UserError:
     """`Unknown key 'lrr' in train. Did you mean 'lr'? Valid keys: ...` or `train.lr='abc': expected a float.`"""
-    import re
 
     from omegaconf import DictConfig, OmegaConf
     from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError

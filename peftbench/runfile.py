@@ -13,6 +13,9 @@ from pathlib import Path
 
 SCHEMA_VERSION = 1
 FILE_NAME = "run.json"
+# A re-run (`--force`) of a run dir whose run.json is ok writes its record to <run dir>/rerun/run.json until
+# it succeeds: the ok result stays in reports and sweeps skip it; a failed re-run is listed beside it.
+RERUN_DIR = "rerun"
 SCHEMA_KEYS = (
     "schema_version", "status", "error", "run_dir", "model", "method", "task", "seed", "config",
     "config_hash", "data", "metrics", "main_metric", "main_score", "best", "eval_history", "loss_history",
@@ -24,11 +27,32 @@ PACKAGES = ("peftbench", "torch", "transformers", "peft", "accelerate", "dataset
             "omegaconf", "scikit-learn", "scipy", "pandas")
 
 
+def umask() -> int:
+    """The process's umask (read without changing it where Linux allows)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def mkstemp_shared(path: Path, suffix: str) -> tuple[int, str]:
+    """mkstemp beside `path`, with the mode a plain open() would give (0666 less the umask): mkstemp's 0600
+    would hide run files from the colleagues who share a results folder."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.fchmod(fd, 0o666 & ~umask())
+    return fd, tmp
+
+
 def write_atomic(path: str | Path, record: dict) -> Path:
     """Write JSON to a temp file in the same folder, fsync, then rename: readers never see half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = mkstemp_shared(path, ".tmp")
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(record, f, indent=2, sort_keys=False, default=str)
@@ -87,4 +111,5 @@ def git_state() -> dict:
 
 
 def host() -> dict:
-    return {"hostname": platform.node(), "platform": platform.platform(), "cpu_count": os.cpu_count()}
+    return {"hostname": platform.node(), "platform": platform.platform(), "cpu_count": os.cpu_count(),
+            "pid": os.getpid()}

@@ -12,6 +12,8 @@
 4. scaling   time and memory per step as batch size and sequence length double; leaks across steps
              (a run 4x as long) and across runs (three runs in one process).
 5. startup   `peftbench --help` and `peftbench report` on 10,000 fixture run files, in seconds.
+6. concurrency  one run alone, two at once at torch's default threads (all cores each), two at once with
+             the cores split (`hardware.threads=auto` under a launcher running two): samples/s each and in all.
 
 Memory on CPU is the process's peak RSS, which never goes down within a process: methods measured
 one after another in one process would inherit each other's peaks, and tracemalloc sees only
@@ -132,11 +134,19 @@ def peftbench_run(overrides: list[str], run_dir: Path) -> dict:
 
 def worker(overrides: list[str]) -> dict:
     """Run one config in a fresh process; its run file's memory and throughput come back as JSON."""
-    out = subprocess.run([sys.executable, __file__, "--worker", json.dumps(overrides)], capture_output=True,
-                         text=True, cwd=ROOT)
-    if out.returncode != 0:
-        raise RuntimeError(f"worker {overrides} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return worker_result(start_worker(overrides))
+
+
+def start_worker(overrides: list[str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, __file__, "--worker", json.dumps(overrides)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT)
+
+
+def worker_result(proc: subprocess.Popen) -> dict:
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"worker {proc.args[-1]} failed:\n{err[-3000:]}")
+    return json.loads(out.strip().splitlines()[-1])
 
 
 # --- 1. overhead ----------------------------------------------------------------------------------
@@ -179,7 +189,7 @@ def overhead(args) -> None:
 PEFT_CONFIGS = {  # the same knobs as conf/method/<name>.yaml, written out as a peft user would
     "lora": ("LoraConfig", {"r": 8, "lora_alpha": 16, "lora_dropout": 0.1}),
     "ia3": ("IA3Config", {}),
-    "prefix_tuning": ("PrefixTuningConfig", {"num_virtual_tokens": 20}),
+    "prefix_tuning_peft": ("PrefixTuningConfig", {"num_virtual_tokens": 20}),
 }
 
 
@@ -372,7 +382,37 @@ def startup(args) -> None:
 
 # --- main -----------------------------------------------------------------------------------------
 
-SECTIONS = {"overhead": overhead, "parity": parity, "memory": memory, "scaling": scaling, "startup": startup}
+# --- 6. concurrency -------------------------------------------------------------------------------
+
+def concurrency(args) -> None:
+    """Runs that share the machine: each in a fresh process; two start together and train 3x as long as
+    section 1, so that their measured windows overlap. `all cores` is torch's default, one thread per core."""
+    from peftbench.run.threads import available_cpus
+
+    cpus = available_cpus()
+    split = max(1, cpus // 2)
+    steps = 3 * args.steps
+    rows, totals = [], {}
+    for label, n, threads in [("alone", 1, cpus), ("2 at once, all cores each", 2, cpus),
+                              (f"2 at once, split ({split} each)", 2, split)]:
+        procs = [start_worker(base_overrides(args, steps) + [f"hardware.threads={threads}", f"seed={i + 1}"])
+                 for i in range(n)]
+        figures = [worker_result(p)["throughput"] for p in procs]
+        rates = [f["train_samples_per_s"] for f in figures]
+        totals[label] = sum(rates)
+        recorded = " + ".join(str(f["threads"]) for f in figures)  # as the run files record them
+        rows.append([label, recorded, " + ".join(f"{r:.1f}" for r in rates), f"{sum(rates):.1f}"])
+    table(f"6. Concurrency: {args.model} + lora, batch {args.batch}, {steps} steps, {cpus} CPUs, fresh process "
+          "per run", ["runs", "threads per run", "samples/s each", "samples/s in all"], rows)
+    default, shared = totals["2 at once, all cores each"], totals[rows[2][0]]
+    print(f"\nsplit / all cores, two runs at once: {shared / default:.2f}x in all")
+    if cpus > 1 and shared < default:
+        warn(f"two runs with the cores split trained slower in all than at all cores each ({shared:.1f} vs "
+             f"{default:.1f} samples/s)")
+
+
+SECTIONS = {"overhead": overhead, "parity": parity, "memory": memory, "scaling": scaling, "startup": startup,
+            "concurrency": concurrency}
 
 
 def main() -> int:

@@ -15,7 +15,7 @@ def test_bench_quick_prints_every_table():
                          text=True, cwd=ROOT, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
     for title in ("1. Harness overhead", "2. Parity with peft", "3. Memory while training", "4a. Scaling",
-                  "4b. Leaks", "5. Startup"):
+                  "4b. Leaks", "5. Startup", "6. Concurrency"):
         assert f"## {title}" in out.stdout, out.stdout
-    assert "| lora " in out.stdout and "| prefix_tuning " in out.stdout
+    assert "| lora " in out.stdout and "| prefix_tuning_peft " in out.stdout
     assert "peftbench report (500 run files)" in out.stdout and "'torch'" not in out.stdout.split("## 5.")[1]

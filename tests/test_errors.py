@@ -1,8 +1,13 @@
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import TINY, make_cfg
 from peftbench.cli import main
@@ -34,16 +39,14 @@ def test_unknown_command(capsys):
     assert "Unknown command 'rnu'. Did you mean 'run'?" in capsys.readouterr().err
 
 
-def test_all_bad_values_reported_at_once_and_a_failed_run_file_written(tmp_path):
+def test_all_bad_values_reported_at_once_and_no_run_file_written(tmp_path):
     cfg = make_cfg(*TINY, "method.r=0", "train.lr=-1", "train.warmup_ratio=1.5")
     with pytest.raises(UserError) as info:
         run(cfg, tmp_path)
     message = str(info.value)
     for text in ("3 problem(s)", "method.r=0", "train.lr=-1", "train.warmup_ratio=1.5"):
         assert text in message
-    record = json.loads((tmp_path / "run.json").read_text())
-    assert record["status"] == "failed" and record["error"]["type"] == "UserError"
-    assert "method.r=0" in record["error"]["message"]
+    assert not (tmp_path / "run.json").exists()  # a mistake found before training leaves no run file
 
 
 def test_unknown_method_knob_suggests_the_right_one(tmp_path):
@@ -94,6 +97,16 @@ MISTAKES = [
     (["task=glue/sst2", "task.data_dir={tmp}/header_only"], ["header_only/train.tsv: no rows"]),
     (["task=glue/sst2", "task.data_dir={tmp}/extra_column"], ["extra_column/dev.tsv: cannot be read as TSV",
                                                                "Expected 2 fields in line 3, saw 3"]),
+    (["task=glue/sst2", "task.data_dir={tmp}/not_utf8"], ["not_utf8/dev.tsv: line 3, byte 0xff", "not UTF-8"]),
+    (["model.max_length=512"], ["model.max_length=512: model 'tiny' reads at most 128 tokens",
+                                "Set model.max_length=128 or less."]),
+    (["--config-dir", "{tmp}/conf", "task=mine"], ["conf/task/mine.yaml: unknown task field 'text_feild'. Did you "
+                                                   "mean 'text_fields'? Valid fields: name,"]),
+    (["seed=1", "--config-dir", "{tmp}/conf", "task=mine"], ["conf/task/mine.yaml: unknown task field 'text_feild'"]),
+    (["--config-dir", "{tmp}/conf", "task=mien"], ["Unknown task 'mien'. Did you mean 'mine'? Available:", "glue/cola"]),
+    (["--config-dir", "{tmp}/nowhere", "task=mine"], ["--config-dir {tmp}/nowhere: no such folder."]),
+    (["hardware=gpu"], ["hardware=gpu (hardware.device=cuda): torch", "sees no CUDA device here. Use hardware=cpu"]),
+    (["hardware=multi_gpu"], ["hardware=multi_gpu (hardware.device=cuda): torch", "sees no CUDA device here."]),
 ]
 
 
@@ -103,12 +116,17 @@ def test_a_mistake_gets_one_message_and_status_2(tmp_path, args, texts):
 
     if "hydra/launcher=slurm" in args and is_installed("hydra_plugins.hydra_submitit_launcher"):
         pytest.skip("the SLURM launcher plugin is installed here")
+    if any(a.startswith("hardware=") and "gpu" in a for a in args) and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
     rows = "sentence\tlabel\na fine film\t1\n"
     for folder, train, dev in [("header_only", "sentence\tlabel\n", rows),
-                               ("extra_column", rows, rows + "a dull film\t0\tstray\n")]:
+                               ("extra_column", rows, rows + "a dull film\t0\tstray\n"),
+                               ("not_utf8", rows, rows + "a d\xffll film\t0\n")]:
         (tmp_path / folder).mkdir()
         (tmp_path / folder / "train.tsv").write_text(train)
-        (tmp_path / folder / "dev.tsv").write_text(dev)
+        (tmp_path / folder / "dev.tsv").write_bytes(dev.encode("latin-1"))
+    write_task_file(tmp_path / "conf", "mine", "text_feild: [sentence]\n")
+    texts = [t.replace("{tmp}", str(tmp_path)) for t in texts]
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
     if not any(a.startswith("results_dir=") for a in args):
         args.append(f"results_dir={tmp_path / 'results'}")
@@ -118,3 +136,49 @@ def test_a_mistake_gets_one_message_and_status_2(tmp_path, args, texts):
     assert out.returncode == 2, out.stderr
     for text in texts:
         assert text in out.stderr, out.stderr
+
+
+def write_task_file(conf: Path, name: str, extra: str = "") -> Path:
+    """conf/task/<name>.yaml for --config-dir: the demo task under another name, plus `extra` lines."""
+    from peftbench.config import CONF_DIR
+
+    path = conf / "task" / f"{name}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text((CONF_DIR / "task" / "demo.yaml").read_text().replace("name: demo", f"name: {name}") + extra)
+    return path
+
+
+def test_config_dir_after_the_overrides_is_accepted(tmp_path):
+    """Hydra's argparse refuses flags between overrides; `peftbench run` puts Hydra's flags first."""
+    write_task_file(tmp_path / "conf", "mine")
+    out = subprocess.run([sys.executable, "-m", "peftbench.cli", "run", "model=tiny", "--config-dir",
+                          str(tmp_path / "conf"), "task=mine", "--cfg", "job", "seed=7"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "name: mine" in out.stdout and "seed: 7" in out.stdout
+
+
+def test_sigterm_ends_a_run_with_one_line_and_status_143(tmp_path):
+    """A real run of the console entry point, stopped by SIGTERM while it trains: the run file says
+    `killed`, the terminal gets one line (no traceback), the exit status is 128 + 15."""
+    proc = subprocess.Popen([sys.executable, "-m", "peftbench.cli", "run", "model=tiny", "hardware=cpu",
+                             "train.max_steps=100000", "train.checkpoint_every=5", f"results_dir={tmp_path}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not list(tmp_path.glob("runs/*/checkpoints/step-*")):  # training has started
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline, "no checkpoint within 300 s"
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "Traceback" not in err, err
+    [line] = [x for x in err.splitlines() if x.startswith("peftbench:")]
+    assert line.startswith("peftbench: killed  tiny_lora_demo_s42") and "stopped by SIGTERM" in line
+    [path] = tmp_path.glob("runs/*/run.json")
+    record = json.loads(path.read_text())
+    assert record["status"] == "killed" and record["error"]["type"] == "Stopped"
+    assert str(path) in line

@@ -24,11 +24,17 @@ REFUSALS = {
     ("bitfit", "tiny-llama"): "found nothing to train",  # Llama and T5 have no biases
     ("bitfit", "tiny-t5"): "found nothing to train",
     ("oft", "tiny-gpt2"): "Conv1D",  # peft's OFT does not adapt GPT-2's Conv1D layers
+    ("mos", "tiny-gpt2"): "Conv1D",  # MoS (written here) adapts nn.Linear layers only
+    # Written here for encoders (BERT-style, ViT): decoders use prefix_tuning_peft.
+    **{(m, f): "is not supported" for m in ("prefix_tuning", "mam_adapter") for f in ("tiny-gpt2", "tiny-llama", "tiny-t5")},
+    **{("parallel_adapter", f): "knows where sub-layer inputs are" for f in ("tiny-gpt2", "tiny-llama", "tiny-t5")},
+    ("hydra", "tiny-gpt2"): "Conv1D",
+    ("svfit", "tiny-gpt2"): "Conv1D",
 }
 # In the default suite: these must train on every family unless listed above (a UserError elsewhere
 # fails the test). The slow matrix runs every other method and accepts any clear UserError.
 CORE = ["lora", "ia3", "vera", "adapter_houlsby", "compacter", "ssf", "sparse_ft", "bitfit", "lst", "oft", "olora",
-        "prompt_tuning", "prefix_tuning"]
+        "prompt_tuning", "prefix_tuning_peft", "prefix_tuning", "mam_adapter", "parallel_adapter", "hydra", "svfit"]
 
 
 def _step(name, model_name):
@@ -67,7 +73,7 @@ def check(name, model_name, strict):
         return
     assert (name, model_name) not in REFUSALS, f"expected a refusal, got {status}"
     if status == "cannot_train":
-        assert name == "prefix_tuning" and "past_key_values" in detail
+        assert name == "prefix_tuning_peft" and "past_key_values" in detail
 
 
 @pytest.mark.parametrize("model_name", FAMILIES)

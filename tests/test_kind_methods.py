@@ -15,9 +15,9 @@ from peftbench.methods.counting import build_counted
 from test_method_invariants import TINY_KNOBS
 
 KINDS = {"tiny-gpt2": "gsm8k", "tiny-llama": "gsm8k", "tiny-t5": "samsum", "tiny-vit": "cifar10"}
-METHODS = ["lora", "ia3", "prompt_tuning", "prefix_tuning", "p_tuning", "adapter_houlsby", "compacter", "bitfit", "ssf",
+METHODS = ["lora", "ia3", "prompt_tuning", "prefix_tuning_peft", "p_tuning", "adapter_houlsby", "compacter", "bitfit", "ssf",
            "head"]
-PROMPT_LEARNING = ("prompt_tuning", "prefix_tuning", "p_tuning")
+PROMPT_LEARNING = ("prompt_tuning", "prefix_tuning_peft", "p_tuning")
 REFUSALS = {
     **{(m, "tiny-vit"): "prepends virtual tokens to a text model's input" for m in PROMPT_LEARNING},
     **{("head", m): "trains only a task head" for m in ("tiny-gpt2", "tiny-llama", "tiny-t5")},

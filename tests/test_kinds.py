@@ -163,7 +163,7 @@ def test_cli_runs_a_generation_task(tmp_path):
     assert "eval:       exact_match" in out.stdout
 
 
-@pytest.mark.parametrize("method", ["prompt_tuning", "prefix_tuning"])
+@pytest.mark.parametrize("method", ["prompt_tuning", "prefix_tuning_peft"])
 def test_prompt_learning_methods_generate_and_score_choices(tmp_path, method):
     """Virtual tokens (prompt tuning) lengthen the logits; a prefix (prefix tuning) does not: both score."""
     data = taskdata.piqa(tmp_path / "piqa")

@@ -18,23 +18,30 @@ TINY_KNOBS = {
     "vblora": ["method.vector_length=16", "method.num_vectors=32"], "vera": ["method.r=8"],
     "waveft": ["method.n_frequency=100"], "boft": ["method.boft_block_size=8"],
     "adalora": ["method.total_step=30", "method.tinit=5", "method.tfinal=5"], "shira": ["method.r=4"],
+    "lofit": ["method.top_k=2", "method.select_steps=10"],  # stage 2 (bias offsets) from step 10 of 30
 }
+# Variants of one method that behave differently (mask rules of sparse_ft): tested as "<method>/<variant>".
+VARIANTS = {"sparse_ft/pafi": ["method.mask=pafi", "method.density=0.05"],
+            "sparse_ft/lift": ["method.mask=lift", "method.lift_rank=4", "method.density=0.05"],
+            "sparse_ft/spiel": ["method.mask=spiel", "method.spiel_every=5", "method.spiel_drop=0.3",
+                                "method.density=0.05"]}
 # Methods that change the function at init, by design: prompts and prefixes add tokens; LST adds a
 # side network with its own classifier; peft initialises FourierFT's spectrum (init_weights=false)
 # and C3A's kernels (xavier_uniform) randomly by default; peftbench keeps peft's defaults.
-NOT_IDENTITY = {"prompt_tuning", "p_tuning", "prefix_tuning", "lst", "fourierft", "c3a"}
+NOT_IDENTITY = {"prompt_tuning", "p_tuning", "prefix_tuning", "prefix_tuning_peft", "mam_adapter", "lst", "fourierft", "c3a"}
 # Methods that can be counted but not trained on a BERT encoder (see the method's error message).
-CANNOT_TRAIN = {"prefix_tuning"}
-METHOD_NAMES = METHODS.names()
+CANNOT_TRAIN = {"prefix_tuning_peft"}
+METHOD_NAMES = [*METHODS.names(), *VARIANTS]
 TRAINABLE = [m for m in METHOD_NAMES if m not in CANNOT_TRAIN]
-MERGEABLE = [m for m in TRAINABLE if METHODS.get(m).merge is not None]
+MERGEABLE = [m for m in TRAINABLE if METHODS.get(m.split("/")[0]).merge is not None]
 
 LABELS = 2
 
 
 def build(name, base=None):
     """(base model, model with the method): the same random base weights for every call (seed 0)."""
-    cfg = make_cfg("model=tiny", f"method={name}", *TINY_KNOBS.get(name, []))
+    method = name.split("/")[0]
+    cfg = make_cfg("model=tiny", f"method={method}", *TINY_KNOBS.get(method, []), *VARIANTS.get(name, []))
     torch.manual_seed(0)
     model, _, counts = build_counted(cfg, LABELS)
     return model, counts
@@ -64,6 +71,8 @@ def train_steps(model, inputs, steps=30, lr=1e-2):
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     after_step = getattr(model, "peftbench_after_step", None)
+    if hasattr(model, "peftbench_bind_optimizer"):
+        model.peftbench_bind_optimizer(optimizer)
     losses = []
     model.train()
     torch.manual_seed(2)
@@ -111,7 +120,7 @@ def test_merge_keeps_the_outputs(name):
     inputs = batch()
     train_steps(model, inputs, steps=5)  # a non-zero update, so the merge has something to fold in
     before = logits(model, inputs)
-    merged = METHODS.get(name).merge(model)
+    merged = METHODS.get(name.split("/")[0]).merge(model)
     torch.testing.assert_close(logits(merged, inputs), before, atol=1e-4, rtol=1e-3)
     # Nothing of the method is left but the merged base weights (peft keeps one head copy).
     assert sum(p.numel() for p in merged.parameters()) == counts["base_total"]

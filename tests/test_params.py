@@ -56,8 +56,61 @@ def test_vera_r1024_roberta_base_is_the_papers_0_043m():
 
 def test_prompt_and_prefix_tuning_sizes():
     assert counts("roberta-base", "prompt_tuning", "method.num_virtual_tokens=20")["method"] == 20 * 768
-    # a key and a value prefix per layer, no reparametrisation MLP
-    assert counts("roberta-base", "prefix_tuning", "method.num_virtual_tokens=10")["method"] == 12 * 2 * 10 * 768
+    # peft's: a key and a value prefix per layer, no reparametrisation MLP
+    assert counts("roberta-base", "prefix_tuning_peft", "method.num_virtual_tokens=10")["method"] == 12 * 2 * 10 * 768
+
+
+def test_prefix_tuning_written_here_stores_l_2_n_d():
+    """Li & Liang: P = MLP(P') while training (P' n x d, MLP d -> 512 -> L*2*d), only P (L x 2 x n x d) stored."""
+    p = counts("roberta-base", "prefix_tuning", "method.num_virtual_tokens=10")
+    assert p["method_stored"] == 12 * 2 * 10 * 768 == 184_320
+    assert p["method"] == 10 * 768 + (768 * 512 + 512) + (512 * 12 * 2 * 768 + 12 * 2 * 768)
+    plain = counts("roberta-base", "prefix_tuning", "method.num_virtual_tokens=10", "method.reparameterize=false")
+    assert plain["method"] == plain["method_stored"] == 184_320
+
+
+def _bart_large_total() -> int:
+    import torch
+    import transformers
+
+    with torch.device("meta"):  # BartConfig's defaults are bart-large's: d=1024, 12 + 12 layers, FFN 4096
+        model = transformers.BartForConditionalGeneration(transformers.BartConfig())
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_he_et_al_formulas_give_the_papers_printed_shares_on_bart_large():
+    """He et al. (2022) count on BART-large (406.3M): prefixes in all 36 attention modules (12 encoder
+    self, 12 decoder self, 12 cross), 2*l*d each; a parallel adapter 2*r*d + r + d per FFN (24).
+    The paper prints prefix tuning l=200: 3.6%, MAM (l=30 + scaled PA r=512 on FFN): 6.7%."""
+    total = _bart_large_total()
+    prefix = lambda l: 36 * 2 * l * 1024  # noqa: E731
+    adapter = 24 * (2 * 512 * 1024 + 512 + 1024)
+    assert round(100 * prefix(200) / total, 1) == 3.6
+    assert round(100 * (prefix(30) + adapter) / total, 1) == 6.7
+
+
+def test_parallel_and_mam_adapters_roberta_base_match_the_formula():
+    # parallel adapter on the 12 FFNs, r = 768 / 16 = 48: 2*r*d + r + d each (s does not add parameters)
+    for name in ("parallel_adapter", "scaled_parallel_adapter"):
+        assert counts("roberta-base", name)["method"] == 12 * (2 * 48 * 768 + 48 + 768) == 894_528
+    # MAM as the paper sets it (l = 30, r = d / 2): stored prefixes 12*2*30*768 + FFN adapters r = 384
+    p = counts("roberta-base", "mam_adapter")
+    assert p["method_stored"] == 12 * 2 * 30 * 768 + 12 * (2 * 384 * 768 + 384 + 768) == 7_644_672
+    assert p["method"] - p["method_stored"] == (30 * 768 + 768 * 512 + 512 + 512 * 12 * 2 * 768 + 12 * 2 * 768
+                                                - 12 * 2 * 30 * 768)  # P' and the MLP, trained then folded
+
+
+def test_hydra_roberta_base_counts_both_branches():
+    # per output projection (d_in -> d_out): parallel r(d_in + d_out) + r + d_out, sequential 2 r d_out + r + d_out
+    def layer(d_in, d_out, r=8):
+        return (r * (d_in + d_out) + r + d_out) + (2 * r * d_out + r + d_out)
+
+    assert counts("roberta-base", "hydra")["method"] == 12 * (layer(768, 768) + layer(3072, 768)) == 848_256
+
+
+def test_svfit_counts_r_per_matrix():
+    assert counts("roberta-base", "svfit")["method"] == 12 * 2 * 16  # query and value, top 16 singular values
+    assert counts("roberta-base", "svfit", "method.r=4", "method.target_modules=[query,key,value]")["method"] == 144
 
 
 @pytest.mark.parametrize("method,factor,expected,paper", [
@@ -110,7 +163,7 @@ def test_params_command_prints_method_and_head_apart(capsys):
 
 
 def test_params_command_notes_what_cannot_train(capsys):
-    assert main(["params", "model=tiny", "method=prefix_tuning"]) == 0
+    assert main(["params", "model=tiny", "method=prefix_tuning_peft"]) == 0
     assert "cannot train: prefix tuning feeds the prefix as past_key_values" in capsys.readouterr().out
 
 

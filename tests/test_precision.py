@@ -15,6 +15,9 @@ from peftbench.run.runner import run
 
 
 def test_bf16_autocast_on_cpu_computes_linear_layers_in_bf16():
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state()  # accelerate keeps one precision per process; earlier tests set theirs
     accelerator = Accelerator(cpu=True, mixed_precision="bf16")
     model, _, _ = build_counted(make_cfg("model=tiny", "method=lora"), 2)
     model = accelerator.prepare(model)

@@ -66,8 +66,9 @@ def test_killed_run_resumes_from_its_checkpoint_and_ends_the_same(tmp_path, unin
 
 
 def test_checkpoint_of_another_config_is_not_resumed(tmp_path):
-    run(make_cfg(*TINY, "train.checkpoint_every=4", "train.keep_checkpoint=true"), tmp_path)
+    first = run(make_cfg(*TINY, "train.checkpoint_every=4", "train.keep_checkpoint=true"), tmp_path)
     assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["step-0000004"]
+    # as if it had been killed after its checkpoint (an ok run of another config would be moved aside, whole)
+    (tmp_path / "run.json").write_text(json.dumps({**first, "status": "killed"}))
     record = run(make_cfg(*TINY, "train.checkpoint_every=4", "seed=3"), tmp_path)
     assert record["resumed_from"] is None and record["seed"] == 3
-    assert (tmp_path / f"run.{json.loads((tmp_path / 'run.json').read_text())['config_hash']}.json").exists() is False

@@ -6,7 +6,8 @@ import json
 from conftest import TINY
 from peftbench.cli import main
 
-GRID = ["-m", *TINY, "method=lora,bitfit", "seed=1,2"]
+# in this process (launch.process=inline): fast; tests/test_sweep_process.py covers the default child processes
+GRID = ["-m", *TINY, "method=lora,bitfit", "seed=1,2", "launch.process=inline"]
 
 
 def _summary(results_dir):
@@ -26,6 +27,9 @@ def test_grid_then_rerun_skips_ok_runs_and_redoes_failed_and_missing(tmp_path, c
                                   for m in ("lora", "bitfit") for s in (1, 2))
     assert {r["status"] for r in runs.values()} == {"ok"} and len({r["config_hash"] for r in runs.values()}) == 4
     assert _summary(tmp_path)["counts"]["ok"] == 4
+    # inline: one process, so each run saw the ones before it (what the default child processes avoid)
+    assert len({r["host"]["pid"] for r in runs.values()}) == 1
+    assert sorted(r["memory"]["runs_before_in_process"] for r in runs.values())[-1] >= 3
     assert "peftbench sweep: 4 jobs: 4 ok" in capsys.readouterr().out
 
     names = sorted(runs)
@@ -47,7 +51,7 @@ def test_grid_then_rerun_skips_ok_runs_and_redoes_failed_and_missing(tmp_path, c
 
 
 def test_a_failing_job_writes_a_failed_run_file_and_the_sweep_goes_on(tmp_path, capsys):
-    code = main(["run", "-m", *TINY, "method=full", "train.max_grad_norm=0", "train.lr=1e30,1e-3",
+    code = main(["run", "-m", *TINY, "method=full", "train.max_grad_norm=0", "train.lr=1e30,1e-3", "launch.process=inline",
                  f"results_dir={tmp_path}"])
     assert code == 1  # a sweep with failed jobs exits 1, after every job ran
     by_lr = {r["config"]["train"]["lr"]: r for r in _runs(tmp_path).values()}

@@ -10,6 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..errors import UserError
 from .kinds import kind_problems
+from .schema import ISTConfig
 
 
 def _positive(problems: list[str], cfg: DictConfig, key: str, allow_zero: bool = False) -> None:
@@ -40,6 +41,7 @@ def check_config(cfg: DictConfig, method, metric_names: list[str]) -> tuple[Any,
         problems.append(f"train.max_steps={t.max_steps}: must be > 0, or -1 to train by epochs.")
     elif t.max_steps <= 0 and t.epochs <= 0:
         problems.append(f"train.epochs={t.epochs} and train.max_steps={t.max_steps}: set one of them > 0.")
+    problems += ISTConfig(**OmegaConf.to_container(t.ist, resolve=True)).problems() if "ist" in t else []
     if not 0 <= t.warmup_ratio < 1:
         problems.append(f"train.warmup_ratio={t.warmup_ratio}: must be in [0, 1).")
     hw = cfg.hardware

@@ -78,6 +78,27 @@ class HardwareConfig:
     mixed_precision: str = "no"  # no | fp16 | bf16
     busy_gpu: str = "record"  # record | refuse: memory other processes hold on the GPU at the start (train/measure.py)
     num_processes: int = 1  # > 1: peftbench starts this many processes on this node (DDP through accelerate)
+    # torch's CPU threads per process: "auto" = the CPUs this process may use (affinity, SLURM_CPUS_PER_TASK)
+    # divided among the runs started at once and their processes; or a number (run/threads.py)
+    threads: Any = "auto"
+
+
+@dataclass
+class ISTConfig:
+    """`train.ist`: IST-style layer-wise importance sampling (Yao et al. 2024; peftbench/train/layerwise.py)."""
+
+    layers: int = 0  # method layers updated per step (0: off, every layer trains every step)
+    every: int = 10  # optimizer steps between importance updates
+    trials: int = 4  # importance update: random layer subsets whose adaptation is suppressed, one forward each
+    decay: float = 0.9  # importance: exponential moving average of the loss increase each suppression causes
+    seed: int = 0
+
+    def problems(self) -> list[str]:
+        out = [f"train.ist.{k}={getattr(self, k)}: must be >= {low}." for k, low in
+               (("layers", 0), ("every", 1), ("trials", 1)) if getattr(self, k) < low]
+        if not 0 <= self.decay < 1:
+            out.append(f"train.ist.decay={self.decay}: must be in [0, 1).")
+        return out
 
 
 @dataclass
@@ -106,6 +127,7 @@ class TrainConfig:
     forgetting: bool = False  # causal LMs: general-text loss after training minus the base model's (train/forgetting.py)
     forgetting_text: Optional[str] = None  # a text file, one text per line; null: peftbench/train/general_text.txt
     log_with: Optional[str] = None  # tensorboard | wandb | mlflow (comma-separated for several): train/trackers.py
+    ist: ISTConfig = field(default_factory=ISTConfig)  # layer-wise importance sampling (off unless ist.layers > 0)
 
 
 @dataclass
@@ -118,6 +140,15 @@ class MethodConfig:
     def problems(self) -> list[str]:
         """Value checks of the method's own knobs; each message names the key and the fix."""
         return []
+
+
+@dataclass
+class LaunchConfig:
+    """How `peftbench run` starts and guards a run; none of it changes a result (run/job.py, run/lock.py)."""
+
+    process: str = "auto"  # auto: a child process per job of a multirun | child: always | inline: in this process
+    if_locked: str = "skip"  # another process holds the run's lock: skip the job, or wait for the lock
+    stale_lock_min: float = 10.0  # a lock from another host not refreshed for this long is stale
 
 
 @dataclass
@@ -135,6 +166,15 @@ class RunConfig:
     # {task name: {dotted key: value}}: a protocol's per-task settings (epochs, lr, ...), applied to each job for
     # its task except keys given on the command line (config/overrides.py)
     per_task: Dict[str, Any] = field(default_factory=dict)
+    launch: LaunchConfig = field(default_factory=LaunchConfig)
+
+
+# Keys that do not change a result: left out of the config hash (run/sweep.py) and of run-folder names.
+VOLATILE = ("results_dir", "force", "train.checkpoint_every", "train.keep_checkpoint", "train.save_trainable",
+            "cache_dir", "train.throughput_warmup_steps", "launch", "train.log_with")
+# Keys that say where the data live on this machine: out of the readable folder name, but they change the
+# result (another folder, other data), so a name without them gets a short hash of them (`name_tag`).
+LOCATION_KEYS = ("data_root", "task.data_dir")
 
 
 def slug(text: str) -> str:
@@ -142,15 +182,26 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.=-]+", "-", str(text)).strip("-")
 
 
-def name_tag(override_dirname: str, limit: int = 120) -> str:
-    """The run-dir suffix for overrides beyond model/method/task/seed: '' or '_method.r=16,train.lr=0.001'."""
-    if not override_dirname:
+def name_tag(override_dirname: str, overrides=(), limit: int = 120) -> str:
+    """The run-dir suffix for overrides beyond model/method/task/seed: '' or '_method.r=16,train.lr=0.001'.
+
+    Whenever the readable part drops something that changes the result (a character made file-safe, the
+    tail cut at `limit`, a data location from `overrides` such as task.data_dir), a short hash of
+    everything it stands for is appended ('_task.data_dir-h3f2a9c1d'), so different configs never share
+    a folder while the same command always finds its own."""
+    import hashlib
+
+    located = sorted(str(o).lstrip("+~") for o in overrides or ()
+                     if str(o).lstrip("+~").split("=")[0] in LOCATION_KEYS)
+    readable = override_dirname.replace("/", "-").replace(" ", "")
+    if not override_dirname and not located:
         return ""
-    tag = "_" + override_dirname.replace("/", "-").replace(" ", "")
-    if len(tag) > limit:  # file names stop at 255 bytes: keep the start, make the rest a short hash
-        import hashlib
-        tag = tag[:limit - 9] + "-" + hashlib.sha1(tag.encode()).hexdigest()[:8]
-    return tag
+    if readable == override_dirname and not located and len(readable) < limit:
+        return "_" + readable
+    digest = hashlib.sha1("\n".join([override_dirname, *located]).encode()).hexdigest()[:8]
+    named = ",".join(o.split("=")[0] for o in located)  # which location keys are in the hash
+    tag = "_" + ",".join(t for t in (readable[:limit - 12 - len(named)], named) if t)
+    return f"{tag}-h{digest}"
 
 
 def register() -> None:

@@ -8,7 +8,8 @@ exactly the parameters that should train set to `requires_grad=True`. Knobs come
   class as knobs, under peft's own names (`lora_alpha`, `num_virtual_tokens`, ...).
 """
 
-from . import adapter, bitfit, compacter, full, head, lst, peft_methods, sparse_ft, ssf  # noqa: F401  (each registers)
+from . import (adapter, bitfit, compacter, full, head, hydra, lofit, lst, mos, parallel_adapter,  # noqa: F401
+               peft_methods, prefix, sparse_ft, ssf, svfit)  # each registers
 from .base import METHODS, Method
 
 __all__ = ["METHODS", "Method"]

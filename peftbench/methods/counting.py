@@ -76,6 +76,9 @@ def build_counted(cfg, num_labels: int, weights: bool = True):
     model = method.build(model, knobs, family)
     counts = count_params(model, head, base_total)
     counts["family"] = family
+    # What the run stores when it differs from what trains (prefix tuning folds its MLP away).
+    change = sum(m.stored_numel_change() for m in model.modules() if hasattr(m, "stored_numel_change"))
+    counts["method_stored"] = counts["method"] + change
     if counts["method"] == 0 and cfg.method.name != "head":
         raise UserError(f"method '{cfg.method.name}' found nothing to train in model '{cfg.model.name}' ({family}) "
                         f"besides the task head (e.g. bitfit on a model without biases, or target modules that "
@@ -111,6 +114,8 @@ def format_counts(cfg, num_labels: int, p: dict, note: str | None, names: bool) 
         line("base model", p["base_total"]),
         line("method, trainable", p["method"], f"{p['method_pct']:.4f}% of base (the method's own parameters)"),
         line("head, trainable", p["head"], f"task head ({head}); papers usually leave it out"),
+        *([line("method, stored", p["method_stored"], "after training (training-only parts folded away)")]
+          if p.get("method_stored", p["method"]) != p["method"] else []),
         line("trainable in all", p["trainable"], f"{p['trainable_pct']:.4f}% of base"),
         line("total now", p["total"], "base + what the method adds" if p["total"] != p["base_total"] else ""),
     ]

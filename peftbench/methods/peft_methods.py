@@ -23,7 +23,7 @@ CLASSES = {
     "fourierft": "FourierFTConfig", "ln_tuning": "LNTuningConfig", "hra": "HRAConfig",
     "vblora": "VBLoRAConfig", "randlora": "RandLoraConfig", "c3a": "C3AConfig", "shira": "ShiraConfig",
     "road": "RoadConfig", "miss": "MissConfig", "waveft": "WaveFTConfig", "delora": "DeloraConfig",
-    "prompt_tuning": "PromptTuningConfig", "prefix_tuning": "PrefixTuningConfig",
+    "prompt_tuning": "PromptTuningConfig", "prefix_tuning_peft": "PrefixTuningConfig",
     "p_tuning": "PromptEncoderConfig",
     # Newer peft methods, wrapped with peft's defaults (each trains the tiny BERT in the tests).
     "adamss": "AdamssConfig", "beft": "BeftConfig", "deft": "DeftConfig", "frod": "FrodConfig",
@@ -148,8 +148,8 @@ def _build(model, kwargs: dict, class_name: str):
         # Counting parameters still works; training would fail inside peft at the first step.
         model.peftbench_cannot_train = (
             f"prefix tuning feeds the prefix as past_key_values, which {type(model.base_model).__name__} "
-            "(transformers " + _version("transformers") + ") does not accept. Use method=p_tuning or "
-            "method=prompt_tuning on this model.")
+            "(transformers " + _version("transformers") + ") does not accept. Use method=prefix_tuning "
+            "(written here, for encoders), method=p_tuning or method=prompt_tuning on this model.")
     return model
 
 

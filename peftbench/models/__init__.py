@@ -7,9 +7,9 @@ from __future__ import annotations
 from omegaconf import DictConfig
 
 from .kinds import load_image_processor, load_kind_model, special_ids
-from .loading import family_of, from_pretrained, load_tokenizer, model_config, resolve_path
+from .loading import check_max_length, family_of, from_pretrained, load_tokenizer, model_config, resolve_path
 
-__all__ = ["family_of", "from_pretrained", "load_image_processor", "load_model", "load_tokenizer", "model_config",
+__all__ = ["check_max_length", "family_of", "from_pretrained", "load_image_processor", "load_model", "load_tokenizer", "model_config",
            "resolve_path", "special_ids"]
 
 

@@ -4,11 +4,15 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
+import re
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
 from ..errors import UserError
+
+log = logging.getLogger("peftbench")
 
 
 def resolve_path(name_or_path: str) -> str:
@@ -56,13 +60,70 @@ def model_config(model_cfg: DictConfig, **extra):
                         "Offline, give the architecture as model.arch (see conf/model/roberta-base.yaml).") from exc
 
 
-def from_pretrained(auto_cls, source: str, name: str, **kwargs):
+# Position ids start after the padding index in these (RoBERTa's embeddings): roberta-base reads 514 - 2 tokens.
+_POSITIONS_AFTER_PADDING = ("roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "roberta-prelayernorm",
+                            "data2vec-text", "longformer", "mpnet", "ibert", "xmod")
+
+
+def check_max_length(model_cfg: DictConfig) -> None:
+    """`model.max_length` within the positions a model with learned position embeddings can read: one
+    message before training, not a tensor-size error when a long enough row comes up. Rotary (Llama) and
+    relative (T5) positions have no such limit; image models have no max_length to check."""
     try:
-        return auto_cls.from_pretrained(source, **kwargs)
+        config = model_config(model_cfg)
+    except UserError:  # no config to read here: loading the model says why
+        return
+    positions = getattr(config, "max_position_embeddings", None)
+    if not isinstance(positions, int) or any(k.startswith("rope") for k in config.to_dict()):
+        return
+    if config.model_type in _POSITIONS_AFTER_PADDING and isinstance(config.pad_token_id, int):
+        positions -= config.pad_token_id + 1
+    if model_cfg.max_length > positions:
+        raise UserError(f"model.max_length={model_cfg.max_length}: model '{model_cfg.name}' reads at most {positions} "
+                        f"tokens (its {config.model_type} config has {config.max_position_embeddings} position "
+                        f"embeddings). Set model.max_length={positions} or less.")
+
+
+# The task heads a classifier gets on top of a pretrained backbone: new when fine-tuning starts, by design.
+HEAD_PREFIXES = ("classifier", "score")
+
+
+class _NewHeadReport(logging.Filter):
+    """Drops transformers' "LOAD REPORT" table when its only rows are MISSING task-head keys (a head that
+    fine-tuning trains from scratch is expected; the run logs one line instead). Any other row (a backbone
+    key missing, an unexpected or mismatched key) keeps the table."""
+
+    def __init__(self):
+        super().__init__()
+        self.new_head: list[str] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(record.msg))
+        if "LOAD REPORT" not in text:
+            return True
+        rows = [[c.strip() for c in line.split("|")] for line in text.split("Notes:")[0].splitlines()[1:]
+                if "|" in line and not line.startswith("Key")]
+        if rows and all(len(r) > 1 and r[1] == "MISSING" and r[0].startswith(HEAD_PREFIXES) for r in rows):
+            self.new_head = sorted(r[0] for r in rows)
+            return False
+        return True
+
+
+def from_pretrained(auto_cls, source: str, name: str, **kwargs):
+    report = _NewHeadReport()
+    logger = logging.getLogger("transformers.modeling_utils")
+    logger.addFilter(report)
+    try:
+        loaded = auto_cls.from_pretrained(source, **kwargs)
+        if report.new_head:
+            log.info("%s: new task head %s (random init, trained by the run)", name, ", ".join(report.new_head))
+        return loaded
     except OSError as exc:  # missing files, unknown hub id, offline without a cache
         first = str(exc).strip().splitlines()[0]
         raise UserError(f"model '{name}': cannot load '{source}': {first} Offline, use a local folder "
                         "(model=hf model.name_or_path=/path) or model=minilm, which ships in a package.") from exc
+    finally:
+        logger.removeFilter(report)
 
 
 def family_of(model, model_cfg: DictConfig) -> str:

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from ..errors import UserError, unknown_name
+from ..runfile import FILE_NAME, RERUN_DIR
 from .bestof import best_of, mixed_note
 from .build import compare_table, cost_table, scores_table
 from .runs import AGGREGATES, ROW_KEYS, load_runs, select
@@ -32,9 +33,16 @@ def failed_lines(runs: list[dict]) -> list[str]:
     for r in sorted(failed, key=lambda r: r["_path"]):
         err = r.get("error") or {}
         message = (err.get("message") or "").strip().splitlines()
+        rerun = " (a re-run: the earlier ok run stays in the table)" if _is_rerun(r["_path"]) else ""
         lines.append(f"- {r.get('model')} / {r.get('method')} / {r.get('task')} seed {r.get('seed')}: "
-                     f"{err.get('type', r.get('status'))}: {message[0] if message else ''} ({r['_path']})")
+                     f"{err.get('type', r.get('status'))}: {message[0] if message else ''} ({r['_path']}){rerun}")
     return lines
+
+
+def _is_rerun(path) -> bool:
+    """A `--force` re-run's record (<run dir>/rerun/run.json) beside an ok run.json."""
+    path = Path(path)
+    return path.parent.name == RERUN_DIR and (path.parent.parent / FILE_NAME).is_file()
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

@@ -1,21 +1,29 @@
-"""One Hydra job of `peftbench run`: skip it when an ok run file with the same config exists, else run
-it, record how it ended in the sweep's ledger, and print its summary. A user mistake becomes one clear
-message; in a multirun an error ends only its own job."""
+"""One Hydra job of `peftbench run`: take the run's lock, skip the run when an ok run file with the same
+config exists, else run it (in a child process of its own in a multirun: `launch.process`), record how
+it ended in the sweep's ledger, and print its summary. A user mistake becomes one clear message and
+leaves no run folder; in a multirun an error ends only its own job."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
 from pathlib import Path
 
 from ..config import apply_per_task
-from ..errors import UserError
-from . import sweep
-from .runner import run
+from ..errors import UserError, unknown_name
+from . import sweep, threads
+from .child import run_in_child
+from .lock import LOCK_NAME, RunLock, describe
+from .runner import Stopped, record_path, run
+
+HYDRA_FILES = (".hydra", "run.log", LOCK_NAME)  # what a run dir holds before the run writes anything
 
 
 def run_job(cfg) -> None:
-    """One Hydra job: skip it if done, else run it; print a summary, turn a user mistake into a clear
-    message. In a multirun an error ends only this job (its run file says why) and the sweep goes on."""
+    """One Hydra job: skip it if done or held by another process, else run it; print a summary, turn a
+    user mistake into a clear message. In a multirun an error ends only this job (its run file says why)
+    and the sweep goes on."""
     import warnings
 
     from hydra.core.hydra_config import HydraConfig
@@ -26,13 +34,32 @@ def run_job(cfg) -> None:
     run_dir = Path(hydra_cfg.runtime.output_dir)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     main_task = _export_slurm_tasks()
-    try:  # a protocol's per-task settings; what the command line sets wins
+    os.environ[threads.RUNS_AT_ONCE] = str(runs_at_once(hydra_cfg))
+    try:  # a protocol's per-task settings (what the command line sets wins), then the launch settings
         apply_per_task(cfg, explicit=[o.split("=")[0].lstrip("+~") for o in hydra_cfg.overrides.task])
+        in_child = use_child(cfg.launch.process, multirun)
+        wait = _choice("launch.if_locked", cfg.launch.if_locked, ("skip", "wait")) == "wait"
+        n_threads = threads.resolve(cfg.hardware.threads, cfg.hardware.num_processes)
     except UserError as exc:
+        _remove_if_unused(run_dir)
         print(f"peftbench: error: {exc}", file=sys.stderr)
         if multirun:
             return
         sys.exit(2)
+    lock = RunLock(run_dir, stale_after_s=cfg.launch.stale_lock_min * 60) if main_task else None
+    if lock is not None and not lock.acquire(wait=wait):
+        print(f"peftbench: skipped  {run_dir.name}: {describe(lock.holder)} is running it "
+              "(launch.if_locked=wait waits for it)")
+        sweep.record_outcome(cfg, run_dir, "skipped", reason=f"locked by {describe(lock.holder)}")
+        return
+    try:
+        _run_held(cfg, run_dir, multirun, main_task, in_child, n_threads, lock)
+    finally:
+        if lock is not None:
+            _remove_if_unused(run_dir, lock)
+
+
+def _run_held(cfg, run_dir: Path, multirun: bool, main_task: bool, in_child: bool, n_threads: int, lock) -> None:
     key = sweep.config_hash(cfg)
     done = None if cfg.force else sweep.find_ok_run(cfg.results_dir, key, first=run_dir / "run.json")
     if done is not None:
@@ -44,24 +71,76 @@ def run_job(cfg) -> None:
     if main_task:
         sweep.record_outcome(cfg, run_dir, "running")
     try:
-        record = run(cfg, run_dir)
+        if in_child:
+            record = run_in_child(cfg, run_dir, n_threads, on_start=lock.note_child if lock else lambda pid: None)
+        else:
+            record = run(cfg, run_dir)
     except BaseException as exc:
-        status = "failed" if isinstance(exc, Exception) else "killed"
+        status = getattr(exc, "status", "failed" if isinstance(exc, Exception) else "killed")
+        error_type = getattr(exc, "type_name", type(exc).__name__)
         if main_task:
-            sweep.record_outcome(cfg, run_dir, status, error_type=type(exc).__name__, message=str(exc))
+            sweep.record_outcome(cfg, run_dir, status, error_type=error_type, message=str(exc))
         if isinstance(exc, UserError):
             print(f"peftbench: error: {exc}", file=sys.stderr)
             if multirun:
-                return  # the failed run file is written; the sweep goes on
+                return  # no run file (a mistake found before training); the sweep goes on
             sys.exit(2)
-        if multirun and isinstance(exc, Exception):  # OOM, NaN loss, bad data: this job only
-            print(f"peftbench: failed  {run_dir.name}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        if multirun and isinstance(exc, Exception):  # OOM, NaN loss, bad data, a crashed child: this job only
+            print(f"peftbench: {status}  {run_dir.name}: {error_type}: {exc}", file=sys.stderr)
             return
-        raise  # Ctrl-C, SIGTERM, a SLURM requeue: stop here
+        if isinstance(exc, (Stopped, KeyboardInterrupt)):  # the run file says `killed`; one line, no traceback
+            print(f"peftbench: killed  {run_dir.name}: {exc or 'interrupted (Ctrl-C)'}; run file: "
+                  f"{record_path(run_dir)}", file=sys.stderr)
+            sys.exit(getattr(exc, "exit_status", 130))  # 143 for SIGTERM, 130 for Ctrl-C, as a shell reports them
+        raise  # a SLURM requeue and the like: the launcher handles it
     if main_task:
         sweep.record_outcome(cfg, run_dir, "ok", main_metric=record["main_metric"],
                              main_score=record["main_score"])
     print(summary(record))
+
+
+def use_child(setting: str, multirun: bool) -> bool:
+    """launch.process: `auto` runs each job of a multirun in a child process, except in a SLURM job
+    (already a process of its own); `child` always; `inline` in this process (tests, a debugger)."""
+    setting = _choice("launch.process", setting, ("auto", "child", "inline"))
+    if setting == "auto":
+        return multirun and "SUBMITIT_EXECUTOR" not in os.environ
+    return setting == "child"
+
+
+def runs_at_once(hydra_cfg) -> int:
+    """How many runs this job's launcher starts at once: joblib's n_jobs (hydra/launcher=local), else 1."""
+    launcher = hydra_cfg.get("launcher") or {}
+    if "joblib" not in str(launcher.get("_target_", "")).lower():
+        return 1
+    n = int(launcher.get("n_jobs") or 1)
+    return n if n > 0 else max(1, threads.available_cpus() + 1 + n)  # joblib: -1 = all CPUs, -2 = all but one
+
+
+def _choice(key: str, value, choices: tuple) -> str:
+    if value not in choices:
+        raise unknown_name(f"value for {key}", value, choices)
+    return value
+
+
+def _remove_if_unused(run_dir: Path, lock: RunLock | None = None) -> None:
+    """A run dir with nothing but Hydra's files (a mistake before training, a run done elsewhere) goes.
+    Holding the lock, remove the rest first, then the lock, then the folder if nobody came meanwhile."""
+    unused = HYDRA_FILES if lock is not None else HYDRA_FILES[:-1]  # another's lock: in use
+    try:
+        if not run_dir.is_dir() or any(p.name not in unused for p in run_dir.iterdir()):
+            if lock is not None:
+                lock.release()
+            return
+        for p in run_dir.iterdir():
+            if p.name != LOCK_NAME:
+                shutil.rmtree(p) if p.is_dir() else p.unlink()
+        if lock is not None:
+            lock.release()
+        run_dir.rmdir()
+    except OSError:  # another process started in it meanwhile: its folder now
+        if lock is not None:
+            lock.release()
 
 
 def _export_slurm_tasks() -> bool:
@@ -93,7 +172,8 @@ def summary(record: dict) -> str:
         f"(seed {record['seed']})",
         f"  eval:       {scores}",
         f"  params:     {p['trainable']:,} trainable of {p['base_total']:,} ({p['trainable_pct']:.4f}%; "
-        f"method {p['method']:,}, head {p['head']:,})",
+        f"method {p['method']:,}, head {p['head']:,})"
+        + (f"; method stored {p['method_stored']:,}" if p.get("method_stored", p["method"]) != p["method"] else ""),
         f"  memory:     peak RSS {mem['peak_rss_mb']:.0f} MB during training{added} on {mem['device']}{cuda}",
         f"  throughput: {_per_s(tp['train_samples_per_s'], 'samples', 1)}, "
         f"{_per_s(tp['train_tokens_per_s'], 'tokens', 0)} ({tp['steps']} steps)",

@@ -51,7 +51,12 @@ def run_processes(cfg: DictConfig, run_dir: Path, entry) -> dict:
 
 
 def _read(run_dir: Path) -> dict | None:
-    try:
-        return json.loads((Path(run_dir) / runfile.FILE_NAME).read_text())
-    except (OSError, ValueError):
-        return None
+    """The main process's record: a failed `--force` re-run's is in rerun/run.json (runner.record_path)."""
+    for path in (Path(run_dir) / runfile.RERUN_DIR / runfile.FILE_NAME, Path(run_dir) / runfile.FILE_NAME):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if record.get("status") != "ok" or path.parent == Path(run_dir):
+            return record
+    return None

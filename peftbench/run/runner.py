@@ -23,7 +23,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from .. import runfile
-from . import launch
+from . import launch, threads
 from ..train.checkpoint import CHECKPOINTS
 from ..config import apply_per_task, check_config, eval_splits, raise_problems
 from ..errors import UserError
@@ -39,17 +39,27 @@ def _now() -> str:
 
 def new_record(cfg: DictConfig, run_dir: Path) -> dict:
     """A run file with every schema key, filled in as the run goes."""
+    from ..tasks import data_fingerprint
+
     record = dict.fromkeys(runfile.SCHEMA_KEYS)
+    files = data_fingerprint(cfg.task, cfg.get("data_root"))
     record.update(schema_version=runfile.SCHEMA_VERSION, status="running", run_dir=str(run_dir),
                   model=cfg.model.name, method=cfg.method.name, task=cfg.task.name, seed=cfg.seed,
-                  config=OmegaConf.to_container(cfg, resolve=True), config_hash=config_hash(cfg),
+                  config=OmegaConf.to_container(cfg, resolve=True), config_hash=config_hash(cfg, files),
                   versions=runfile.versions(),
-                  git=runfile.git_state(), host=runfile.host(), started_at=_now(), timing={})
+                  git=runfile.git_state(), host=runfile.host(), started_at=_now(), timing={},
+                  data={"files": files})
     return record
 
 
 class Stopped(BaseException):
-    """SIGTERM arrived (`kill`, a scheduler stopping the job): end the run, saying so in the run file."""
+    """SIGTERM arrived (`kill`, a scheduler stopping the job): end the run, saying so in the run file.
+    `exit_status` is the shell's convention for a process ended by that signal (128 + 15)."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"stopped by {signal.Signals(signum).name}; run the same command again to resume "
+                         "from the last checkpoint")
+        self.exit_status = 128 + signum
 
 
 _TRAINED_IN_THIS_PROCESS = [0]  # runs that trained before this one in this Python process
@@ -58,42 +68,92 @@ _TRAINED_IN_THIS_PROCESS = [0]  # runs that trained before this one in this Pyth
 def run(cfg: DictConfig, run_dir: str | Path) -> dict:
     run_dir = Path(run_dir)
     if launch.needs_processes(cfg):
+        if cfg.hardware.device == "cuda" and not _cuda_available():
+            raise _no_cuda(cfg.hardware)  # once here, not once per process inside torch elastic's tracebacks
         return launch.run_processes(cfg, run_dir, process_entry)
+    threads.apply(threads.resolve(cfg.hardware.get("threads", "auto"), cfg.hardware.num_processes))
+    record = new_record(cfg, run_dir)
     _process_state(cfg.hardware)
     apply_per_task(cfg)  # a no-op after run.job applied it (it empties per_task); here for direct calls
-    record = new_record(cfg, run_dir)
+    existed, previous, aside, training = run_dir.exists(), None, None, []
+    path = run_dir / runfile.FILE_NAME
     if _is_main_process():
-        _keep_other_config_run_file(run_dir, record["config_hash"])
-        runfile.write_atomic(run_dir / runfile.FILE_NAME, record)
-    started = time.perf_counter()
+        aside = _move_other_config_run(run_dir, record["config_hash"])
+        path = record_path(run_dir)  # rerun/run.json while run.json holds an ok run
+        previous = runfile.read(path)
+        runfile.write_atomic(path, record)
+    started, write = time.perf_counter(), True
     try:
         with _sigterm_raises():
-            _execute(cfg, record)
+            _execute(cfg, record, on_train=lambda: training.append(True))
         record["status"] = "ok"
     except BaseException as exc:  # Ctrl-C and SIGTERM too: the run file says how the run ended
+        if isinstance(exc, UserError) and not training:  # a mistake in the command: no run file (README, "Run files")
+            write = False
+            if _is_main_process():
+                _undo_start(run_dir, path, existed, previous, aside)
         record["status"] = "failed" if isinstance(exc, Exception) else "killed"
         record["error"] = {"type": type(exc).__name__, "message": str(exc), "traceback": traceback.format_exc()}
         raise
     finally:
         record["finished_at"] = _now()
         record["timing"]["total_s"] = round(time.perf_counter() - started, 3)
-        if _is_main_process():
-            path = runfile.write_atomic(run_dir / runfile.FILE_NAME, record)
+        if _is_main_process() and write:
+            if record["status"] == "ok":  # a re-run that succeeded replaces the earlier ok run file
+                path = run_dir / runfile.FILE_NAME
+                shutil.rmtree(run_dir / runfile.RERUN_DIR, ignore_errors=True)
+            runfile.write_atomic(path, record)
             log.info("run file: %s (%s)", path, record["status"])
             if record["status"] == "ok" and not cfg.train.keep_checkpoint:
                 shutil.rmtree(run_dir / CHECKPOINTS, ignore_errors=True)
     return record
 
 
-def _keep_other_config_run_file(run_dir: Path, key: str) -> None:
-    """A run dir reused by another config (a group file changed): keep its old run file as run.<hash>.json."""
+def record_path(run_dir: Path) -> Path:
+    """Where a run in run_dir writes its record until it ends ok: run.json, or rerun/run.json when run.json
+    already holds an ok run (a `--force` re-run), so that the ok result is not lost if the re-run fails."""
+    path = run_dir / runfile.FILE_NAME
+    return run_dir / runfile.RERUN_DIR / runfile.FILE_NAME if (runfile.read(path) or {}).get("status") == "ok" else path
+
+
+def _undo_start(run_dir: Path, path: Path, existed: bool, previous: dict | None, aside: Path | None) -> None:
+    """Put the run dir back as it was before this run started, the run having written its record to `path`
+    (run.json, or rerun/run.json beside an ok run): the earlier record there (or the ok run moved aside,
+    moved back), or no folder at all."""
+    if aside is not None:
+        (run_dir / runfile.FILE_NAME).unlink(missing_ok=True)
+        for item in aside.iterdir():
+            os.replace(item, run_dir / item.name)
+        with contextlib.suppress(OSError):
+            aside.rmdir()
+        runfile.write_atomic(run_dir / runfile.FILE_NAME, {**runfile.read(run_dir / runfile.FILE_NAME),
+                                                           "run_dir": str(run_dir)})
+    elif not existed:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    elif previous is not None:
+        runfile.write_atomic(path, previous)
+    else:
+        path.unlink(missing_ok=True)
+        if path.parent.name == runfile.RERUN_DIR:
+            with contextlib.suppress(OSError):
+                path.parent.rmdir()
+
+
+def _move_other_config_run(run_dir: Path, key: str) -> Path | None:
+    """A run dir that holds an ok run of another config (a group file changed since): move that run, with
+    its files, to the sibling folder <name>.<its hash>, where report and skip still find it."""
     path = run_dir / runfile.FILE_NAME
     old = runfile.read(path)
-    if old is None:
-        return
-    if old.get("status") == "ok" and old.get("config_hash") not in (key, None):
-        path.rename(run_dir / f"run.{old['config_hash']}.json")
-        log.warning("%s held an ok run of another config: kept as run.%s.json", path, old["config_hash"])
+    if old is None or old.get("status") != "ok" or old.get("config_hash") in (key, None):
+        return None
+    aside = run_dir.with_name(f"{run_dir.name}.{old['config_hash'][:12]}")
+    aside.mkdir(parents=True, exist_ok=True)
+    for item in run_dir.iterdir():  # Hydra's .hydra/ and run.log are this job's by now; the lock is ours
+        if item.name not in (".hydra", "run.log", "run.lock") and not item.name.startswith("."):
+            os.replace(item, aside / item.name)
+    runfile.write_atomic(aside / runfile.FILE_NAME, {**old, "run_dir": str(aside)})
+    log.warning("%s held an ok run of another config (hash %s): moved to %s", run_dir, old["config_hash"], aside)
+    return aside
 
 
 @contextlib.contextmanager
@@ -105,8 +165,7 @@ def _sigterm_raises():
         return
 
     def stop(signum, frame):
-        raise Stopped(f"stopped by {signal.Signals(signum).name}; run the same command again to resume "
-                      "from the last checkpoint")
+        raise Stopped(signum)
 
     signal.signal(signal.SIGTERM, stop)
     try:
@@ -129,6 +188,19 @@ def _process_state(hw):
     from accelerate import PartialState
 
     return PartialState(cpu=_on_cpu(hw))
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _no_cuda(hw) -> UserError:
+    import torch
+
+    return UserError(f"hardware={hw.name} (hardware.device=cuda): torch {torch.__version__} sees no CUDA device here. "
+                     "Use hardware=cpu or hardware=auto, or install a CUDA build of torch (README, GPU users).")
 
 
 def _on_cpu(hw) -> bool:
@@ -163,14 +235,17 @@ def throughput(result) -> dict:
                         "tokens exclude padding"}
 
 
-def _execute(cfg: DictConfig, record: dict) -> None:
+def _execute(cfg: DictConfig, record: dict, on_train=lambda: None) -> None:
+    """Check, load, build, train, measure; `on_train()` is called when training begins (before it, a
+    UserError is a mistake in the command and leaves no run file)."""
+    import torch
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
     from ..train.measure import PeakMemory, check_busy_gpu
     from ..methods import METHODS
     from ..metrics import METRICS
-    from ..models import load_tokenizer
+    from ..models import check_max_length, load_tokenizer
     from ..tasks import load_task
     from ..tasks.tokenized import tokenize
     from ..train import fit, make_loader
@@ -178,6 +253,8 @@ def _execute(cfg: DictConfig, record: dict) -> None:
     _, problems = check_config(cfg, METHODS.get(cfg.method.name), METRICS.names())
     raise_problems(problems)
     hw, t, task = cfg.hardware, cfg.train, cfg.task
+    if task.kind != "image_classification":
+        check_max_length(cfg.model)
     from accelerate.state import AcceleratorState
 
     # accelerate keeps one state per process and refuses another precision: a run of another precision earlier
@@ -190,7 +267,7 @@ def _execute(cfg: DictConfig, record: dict) -> None:
                               gradient_accumulation_steps=t.grad_accum,
                               **trackers.accelerator_kwargs(t.log_with, record["run_dir"]))
     if hw.device == "cuda" and accelerator.device.type != "cuda":
-        raise RuntimeError("hardware.device=cuda but torch sees no CUDA device; use hardware=cpu or hardware=auto.")
+        raise _no_cuda(hw)
     if hw.mixed_precision != "no" and not accelerator.native_amp:  # accelerate would run fp32 without a word
         raise UserError(f"hardware.mixed_precision={hw.mixed_precision}: no autocast to it on {accelerator.device.type} "
                         "(fp16 needs a CUDA GPU). On CPU use hardware.mixed_precision=bf16 or no.")
@@ -199,7 +276,7 @@ def _execute(cfg: DictConfig, record: dict) -> None:
 
     data = load_task(task, seed=cfg.seed, data_root=cfg.data_root)
     record["data"] = {"source": data.source, "train_examples": len(data.train),
-                      "eval_examples": {s: len(df) for s, df in data.evals.items()}}
+                      "eval_examples": {s: len(df) for s, df in data.evals.items()}, **record["data"]}
     log.info("task %s from %s: %d train, %s eval examples", task.name, data.source, len(data.train),
              record["data"]["eval_examples"])
     if task.kind == "classification":  # the other kinds load their tokenizer or image processor in kinds/
@@ -250,6 +327,7 @@ def _execute(cfg: DictConfig, record: dict) -> None:
 
         forgetting = Forgetting(cfg, accelerator)
         forgetting.before(model)
+    on_train()
     runs_before = _TRAINED_IN_THIS_PROCESS[0]
     tracker = trackers.start(accelerator, record["config"], t.log_with)
     try:
@@ -261,9 +339,10 @@ def _execute(cfg: DictConfig, record: dict) -> None:
         if tracker:
             accelerator.end_training()
     setup = {"device": str(accelerator.device), "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
-             "mixed_precision": hw.mixed_precision,
-             "gradient_checkpointing": t.gradient_checkpointing, "batch_size": t.batch_size, "grad_accum": t.grad_accum,
-             "max_length": cfg.model.max_length, "num_processes": accelerator.num_processes}
+             "mixed_precision": hw.mixed_precision, "gradient_checkpointing": t.gradient_checkpointing,
+             "batch_size": t.batch_size, "grad_accum": t.grad_accum,
+             "max_length": cfg.model.max_length, "num_processes": accelerator.num_processes,
+             "threads": torch.get_num_threads()}  # torch's CPU threads per process (hardware.threads)
     reported = result.best["metrics"] if t.report == "best" else result.metrics  # train.report: best or last
     record.update(resumed_from=result.resumed_from,
         metrics=reported, main_metric=main_key, main_score=reported[main_key],
@@ -280,6 +359,8 @@ def _execute(cfg: DictConfig, record: dict) -> None:
     if t.save_trainable and _is_main_process():
         from ..train.checkpoint import save_trainable
 
+        if getattr(model, "peftbench_fold", None):  # e.g. prefix tuning's MLP: trained, then folded away
+            model.peftbench_fold(model)
         path = save_trainable(model, Path(record["run_dir"]) / "trainable.safetensors")
         record["artifacts"] = {"trainable_weights": path.name, "trainable_weights_bytes": path.stat().st_size}
     if tracker:

@@ -1,8 +1,9 @@
 """Sweeps: skip what is done, record how each job ended, summarise at the end.
 
 - `config_hash(cfg)`: a stable hash of the resolved config minus the keys that do not change a result
-  (`VOLATILE`). Every run file stores it; a run is "done" when an `ok` run file under `results_dir`
-  has the same hash, whatever its folder is called.
+  (`VOLATILE`), plus the identity of the data files the run reads (split, size, SHA-256: an edited file
+  is a new config; tasks/fingerprint.py). Every run file stores it; a run is "done" when an `ok` run
+  file under `results_dir` has the same hash, whatever its folder is called.
 - A multirun gets an id (`PEFTBENCH_SWEEP_ID`, set by `peftbench run -m` through
   `hydra.job.env_set`, so it reaches joblib and SLURM jobs too); each job writes its outcome to
   `<results_dir>/sweeps/<id>/jobs/<run name>.json`, and `SweepSummary` (a Hydra callback, in the
@@ -21,9 +22,9 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from .. import runfile
+from ..config import VOLATILE
+from ..tasks.fingerprint import data_fingerprint, identity
 
-VOLATILE = ("results_dir", "force", "train.checkpoint_every", "train.keep_checkpoint", "train.save_trainable",
-            "cache_dir", "train.throughput_warmup_steps", "train.log_with")
 # Keys added after run files existed (issue 14): left out of the hash while they hold these values, so a
 # run file written before the key existed still matches its re-run (a sweep skips it instead of re-running)
 NEUTRAL_DEFAULTS = {"train.gradient_checkpointing": False, "train.inference_cost": False, "train.inference_examples": 64,
@@ -34,16 +35,24 @@ OUTCOMES = ("ok", "skipped", "failed", "killed", "running")
 LAST_SUMMARY: dict | None = None  # set in the launching process when a multirun ends
 
 
-def config_hash(cfg: DictConfig) -> str:
+def config_hash(cfg: DictConfig, fingerprint: list[dict] | None = None) -> str:
+    """The run's identity: its config without VOLATILE keys, and its data files' contents (`fingerprint`,
+    computed here when not given)."""
     config = OmegaConf.to_container(cfg, resolve=True)
+    files = data_fingerprint(cfg.task, cfg.get("data_root")) if fingerprint is None else fingerprint
+    if files:
+        config["data_files"] = identity(files)
     config.pop("hydra", None)
     for key in (*VOLATILE, *NEUTRAL_DEFAULTS):
         *parents, leaf = key.split(".")
         node = config
         for p in parents:
-            node = node.get(p, {})
+            node = node.get(p) or {}
         if key in VOLATILE or node.get(leaf, None) == NEUTRAL_DEFAULTS[key]:
             node.pop(leaf, None)
+    train = config.get("train", {})
+    if not (train.get("ist") or {}).get("layers"):  # IST off: the hashes of runs made before train.ist existed
+        train.pop("ist", None)
     text = json.dumps(config, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

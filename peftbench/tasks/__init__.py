@@ -6,6 +6,7 @@ column (class ids, or floats for regression), from one of three sources: local f
 Face Hub (`dataset` + `subset`; or a local copy of a hub repository).
 """
 
-from .loading import TaskData, load_task, resolve_data_dir
+from .fingerprint import data_fingerprint
+from .loading import TaskData, data_paths, load_task, resolve_data_dir
 
-__all__ = ["TaskData", "load_task", "resolve_data_dir"]
+__all__ = ["TaskData", "data_fingerprint", "data_paths", "load_task", "resolve_data_dir"]

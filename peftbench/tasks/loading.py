@@ -80,6 +80,30 @@ def resolve_data_dir(task: DictConfig, data_root: str | None) -> Path | None:
                     "files, or point this task elsewhere with task.data_dir=<folder>.")
 
 
+def data_paths(task: DictConfig, data_root: str | None = None) -> dict[str, Path]:
+    """{split: file} of the local files `load_task` reads for this task (none for a generator or a hub id;
+    every file of a local copy of a hub repository, keyed by its relative path). Missing files are left
+    out: `load_task` names them."""
+    try:
+        folder = resolve_data_dir(task, data_root)
+    except UserError:
+        return {}
+    splits = [task.train_split, *eval_splits(task)]
+    if task.data_files:
+        base = folder or Path(".")
+        paths = {s: Path(f).expanduser() for s, f in task.data_files.items()}
+        paths = {s: p if p.is_absolute() else base / p for s, p in paths.items()}
+    elif folder is not None:
+        paths = {s: next((folder / (stem + ext) for stem in _stems(task, s) for ext in EXTENSIONS
+                          if (folder / (stem + ext)).is_file()), None) for s in splits}
+    elif task.dataset and Path(task.dataset).expanduser().is_dir():
+        root = Path(task.dataset).expanduser()
+        paths = {str(p.relative_to(root)): p for p in sorted(root.rglob("*")) if p.is_file()}
+    else:
+        return {}
+    return {s: p for s, p in paths.items() if p is not None and p.is_file()}
+
+
 def _subsample(df: pd.DataFrame, n: int | None, seed: int) -> pd.DataFrame:
     if n is None or n >= len(df):
         return df.reset_index(drop=True)
@@ -114,11 +138,25 @@ def _read_file(task: DictConfig, path: Path) -> pd.DataFrame:
             df = pd.read_csv(path, dtype=str, keep_default_na=False)
         else:
             df = pd.read_json(path, lines=path.suffix == ".jsonl", dtype=False)
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: {_bad_bytes(path)}: not UTF-8 ({exc.reason}). Save the file as UTF-8, e.g. "
+                        f"iconv -f latin1 -t utf-8.") from exc
     except (ValueError, pd.errors.ParserError) as exc:  # a row with a column too many names its line
         raise UserError(f"{path}: cannot be read as {path.suffix[1:].upper()} ({str(exc).strip()}).") from exc
     if df.empty:
         raise UserError(f"{path}: no rows (a header only?). Each split needs at least one example.")
     return df
+
+
+def _bad_bytes(path: Path) -> str:
+    """`line 3, byte 0xff at byte 4 of the line`: where a file first stops being UTF-8."""
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return f"line {number}, byte 0x{line[exc.start]:02x} at byte {exc.start + 1} of the line"
+    return "somewhere"
 
 
 def _read_hub(task: DictConfig, splits: list[str]) -> dict[str, pd.DataFrame]:

@@ -19,12 +19,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from .. import runfile
 
 ENCODING_VERSION = 2  # bump when the encoding below changes, to invalidate every cached split
 MEMORY_ENTRIES = 8  # splits kept in this process (a GLUE sweep: 8 tasks x train/eval fit in a few)
@@ -150,7 +151,7 @@ def cached(key: str, cache_dir: str | Path | None, build) -> tuple[TokenizedSpli
 def _save(path: Path, split: TokenizedSplit) -> None:
     """Temp file + rename: jobs of a sweep that tokenise the same split at once never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz", dir=path.parent)
+    fd, tmp = runfile.mkstemp_shared(path, ".npz")
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **split.arrays)

@@ -4,9 +4,11 @@ the same base weights reproduces the trained model."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ..errors import UserError
+from ..runfile import umask
 
 
 def trainable_state(model) -> dict:
@@ -31,6 +33,7 @@ def save_trainable(model, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     save_file(trainable_state(model), str(tmp))
+    os.chmod(tmp, 0o666 & ~umask())  # safetensors writes 0600; run files and checkpoints follow the umask
     tmp.replace(path)
     return path
 

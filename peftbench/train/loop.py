@@ -22,6 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import UserError
+from . import layerwise
 from .batches import score_labels
 from .checkpoint import set_rng_state
 from .kinds import evaluate as evaluate_kind
@@ -95,6 +96,10 @@ def fit(model, train_loader, eval_loaders: dict, cfg, accelerator, best_metric: 
     log.info("training %d steps (%d per epoch, batch %d x %d accumulation x %d processes)", total,
              steps_per_epoch, t.batch_size, t.grad_accum, accelerator.num_processes)
     after_step = getattr(accelerator.unwrap_model(model), "peftbench_after_step", None)  # AdaLoRA's allocator
+    bind = getattr(accelerator.unwrap_model(model), "peftbench_bind_optimizer", None)  # SpIEL resets moments
+    if bind is not None:
+        bind(optimizer)
+    ist = layerwise.attach(accelerator.unwrap_model(model), t.get("ist"), cfg.method.name, accelerator.num_processes)
     model.train()
     cuda = accelerator.device.type == "cuda"
     timer = StepTimer(effective_warmup(t.throughput_warmup_steps, total - result.steps),
@@ -126,6 +131,8 @@ def fit(model, train_loader, eval_loaders: dict, cfg, accelerator, best_metric: 
             sampler.set_epoch(epoch)
         for batch in batches:
             with accelerator.accumulate(model):
+                if ist is not None:  # IST: only the sampled layers need gradients this step
+                    ist.before_forward(model, batch, result.steps)
                 loss = model(**batch).loss
                 value = loss.detach().float().item()  # the one host sync of the step
                 if not math.isfinite(value):
@@ -135,6 +142,8 @@ def fit(model, train_loader, eval_loaders: dict, cfg, accelerator, best_metric: 
                 if accelerator.sync_gradients and t.max_grad_norm > 0:
                     accelerator.clip_grad_norm_(params, t.max_grad_norm)
                 optimizer.step()
+                if ist is not None:
+                    ist.after_step()
                 if after_step is not None and accelerator.sync_gradients:
                     after_step(result.steps)
                 optimizer.zero_grad()
