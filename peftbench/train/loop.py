@@ -163,6 +163,8 @@ def fit(model, train_loader, eval_loaders: dict, cfg, accelerator, best_metric: 
             scheduler.step()
             result.steps += 1
             timer.step()
+            if memory is not None:
+                memory.step()  # CUDA allocated/reserved per step (measure.PeakMemory); nothing on CPU
             step = result.steps
             if step % t.log_every == 0 or step == total:
                 mean_loss = _finite_mean(window, step, t.grad_accum)
@@ -173,8 +175,9 @@ def fit(model, train_loader, eval_loaders: dict, cfg, accelerator, best_metric: 
                 result.loss_history.append([step, round(mean_loss, 6)])
                 lr = scheduler.get_last_lr()[0]
                 bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.1e}", refresh=False)
+                rate = (samples - samples_before) / max(trained() - trained_before, 1e-9)
+                accelerator.log({"train/loss": mean_loss, "train/lr": lr, "train/samples_per_s": rate}, step=step)
                 if not show_bar and accelerator.is_main_process:
-                    rate = (samples - samples_before) / max(trained() - trained_before, 1e-9)
                     log.info("step %d/%d  loss %.4f  lr %.2e  %.1f samples/s", step, total, mean_loss, lr, rate)
             bar.update(1)
             epoch_done = result.batches % len(train_loader) == 0
@@ -282,6 +285,7 @@ def _eval_and_track(model, eval_loaders, cfg, accelerator, result: FitResult, be
                                 for loader, _ in eval_loaders.values())
     result.metrics = scores
     result.eval_history.append({"step": result.steps, **scores})
+    accelerator.log({f"eval/{k}": v for k, v in scores.items()}, step=result.steps)  # trackers (train/trackers.py)
     log.info("eval at step %d: %s", result.steps, "  ".join(f"{k} {v:.4f}" for k, v in scores.items()))
     if result.best is None or scores[best_metric] > result.best["score"]:
         result.best = {"step": result.steps, "epoch": epoch, "metric": best_metric, "score": scores[best_metric],

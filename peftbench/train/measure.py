@@ -10,6 +10,8 @@ import time
 
 import psutil
 
+from ..errors import UserError
+
 MB = 1024 * 1024
 
 
@@ -124,6 +126,8 @@ class PeakMemory:
         self._thread = None
         self.rss_before = self.peak_rss = 0
         self.cuda: dict = {}
+        self.step_allocated: list[float] = []  # CUDA MB at the end of each optimizer step (`step()`)
+        self.step_reserved: list[float] = []
 
     @property
     def _cuda(self) -> bool:
@@ -193,9 +197,72 @@ class PeakMemory:
             self._fold_cuda()
         return False
 
+    def step(self) -> None:
+        """Called by the loop after each optimizer step: on CUDA, sample what is allocated and reserved
+        (the model, optimizer states, what the step kept), for their max, mean and p99 over steps."""
+        if self._cuda:
+            import torch
+
+            self.step_allocated.append(torch.cuda.memory_allocated(self.device) / MB)
+            self.step_reserved.append(torch.cuda.memory_reserved(self.device) / MB)
+
     def result(self) -> dict:
         out = {"device": str(self.device), "peak_rss_mb": round(self.peak_rss / MB, 1), "peak_rss_source": self.source,
                "rss_before_train_mb": round(self.rss_before / MB, 1),
                "cuda_max_allocated_mb": None, "cuda_max_reserved_mb": None}
         out.update({k: round(v, 1) for k, v in self.cuda.items()})
+        if self._cuda:
+            out.update(cuda_step_allocated_mb=memory_stats(self.step_allocated),
+                       cuda_step_reserved_mb=memory_stats(self.step_reserved))
         return out
+
+
+def memory_stats(samples_mb: list[float]) -> dict:
+    """{max, mean, p99} of per-step memory samples (MB), as peft's method comparison reports GPU memory
+    (its 99th percentile is numpy's, linear interpolation); all None without samples."""
+    if not samples_mb:
+        return {"max": None, "mean": None, "p99": None}
+    import numpy as np
+
+    values = np.asarray(samples_mb, dtype=float)
+    return {"max": round(float(values.max()), 1), "mean": round(float(values.mean()), 1),
+            "p99": round(float(np.percentile(values, 99)), 1)}
+
+
+def cuda_in_use_by_others_mb(device) -> tuple[float, str]:
+    """(MB of the GPU held by other processes, how it was found) before this run allocates: NVML's
+    per-process figures when pynvml is installed (exact), else the device's used memory (total - free)
+    minus what this process's allocator holds, which also counts this process's CUDA context."""
+    import os
+
+    import torch
+
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+        others = [p.usedGpuMemory or 0 for p in pynvml.nvmlDeviceGetComputeRunningProcesses(handle)
+                  if p.pid != os.getpid()]
+        return sum(others) / MB, "nvml: other processes"
+    except Exception:  # noqa: BLE001  (no pynvml, no NVML permission, a MIG slice): the coarse figure
+        free, total = torch.cuda.mem_get_info(index)
+        return (total - free - torch.cuda.memory_reserved(index)) / MB, "total - free - reserved (includes this process's CUDA context)"
+
+
+BUSY_GPU_MB = 512  # memory other processes may hold on the GPU before hardware.busy_gpu=refuse refuses to run
+
+
+def check_busy_gpu(device, policy: str) -> dict:
+    """On CUDA, what other processes hold on the GPU before the run allocates (`hardware.busy_gpu`:
+    `record` writes it into the run file's memory block; `refuse` stops the run above BUSY_GPU_MB, since
+    another process's allocations distort this run's memory figures and speed)."""
+    if device.type != "cuda":
+        return {}
+    mb, how = cuda_in_use_by_others_mb(device)
+    if policy == "refuse" and mb > BUSY_GPU_MB:
+        raise UserError(f"hardware.busy_gpu=refuse: {mb:.0f} MB of {device} are held by other processes ({how}), "
+                        f"more than {BUSY_GPU_MB} MB. Free the GPU, pick another (CUDA_VISIBLE_DEVICES), or use "
+                        "hardware.busy_gpu=record to run and record it.")
+    return {"cuda_in_use_by_others_mb": round(mb, 1), "cuda_in_use_how": how}
