@@ -32,7 +32,7 @@ test: $(STAMP)  ## install, then run the offline test suite (PYTEST_ARGS= to inc
 	@rc=0; $(BIN)/python -m pytest -q $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest: no tests collected (exit 5) for PYTEST_ARGS=$(PYTEST_ARGS)"; rc=0; fi; exit $$rc
 
-bench: $(STAMP)  ## benchmark the harness: overhead, peft parity, memory, scaling, startup (~8 min, CPU)
+bench: $(STAMP)  ## benchmark the harness: overhead (also at 5 ms steps, profiled), peft and Trainer parity, memory, scaling, startup (~15 min, CPU)
 	$(BIN)/python scripts/bench.py $(BENCH_ARGS)
 
 report: $(STAMP)  ## print the Markdown table of everything under results/

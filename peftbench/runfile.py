@@ -19,7 +19,7 @@ RERUN_DIR = "rerun"
 SCHEMA_KEYS = (
     "schema_version", "status", "error", "run_dir", "model", "method", "task", "seed", "config",
     "config_hash", "data", "metrics", "main_metric", "main_score", "best", "eval_history", "loss_history",
-    "params", "memory", "throughput", "timing", "artifacts", "resumed_from", "init_from", "versions", "git",
+    "params", "memory", "throughput", "timing", "artifacts", "inference", "forgetting", "resumed_from", "init_from", "versions", "git",
     "host", "started_at", "finished_at",
 )
 STATUSES = ("running", "ok", "failed", "killed")  # README.md, "Run files"

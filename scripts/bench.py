@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -99,8 +100,8 @@ def epochs(loader):
         epoch += 1
 
 
-def plain_loop(model, loader, cfg, steps: int, warmup: int) -> tuple[float, list[float]]:
-    """What one writes by hand: AdamW (decay on matrices), linear warmup/decay, clipping, loss.item().
+def plain_loop(model, loader, cfg, steps: int, warmup: int, clock=time.perf_counter) -> tuple[float, list[float]]:
+    """What one writes by hand: fused AdamW (decay on matrices), linear warmup/decay, clipping, loss.item().
     Returns (seconds per step after `warmup` steps, per-step losses)."""
     import torch
     from transformers import get_linear_schedule_with_warmup
@@ -108,13 +109,14 @@ def plain_loop(model, loader, cfg, steps: int, warmup: int) -> tuple[float, list
     t = cfg.train
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW([{"params": [p for p in params if p.ndim >= 2], "weight_decay": t.weight_decay},
-                             {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}], lr=t.lr)
+                             {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}], lr=t.lr,
+                            fused=True)  # as peftbench (and HF Trainer) on CPU and CUDA
     sched = get_linear_schedule_with_warmup(opt, int(t.warmup_ratio * steps), steps)
     model.train()
     losses, batches, began = [], epochs(loader), None
     for step in range(steps):
         if step == warmup:
-            began = time.perf_counter()
+            began = clock()
         batch = next(batches)
         loss = model(**batch).loss
         loss.backward()
@@ -123,13 +125,21 @@ def plain_loop(model, loader, cfg, steps: int, warmup: int) -> tuple[float, list
         sched.step()
         opt.zero_grad()
         losses.append(loss.item())
-    return (time.perf_counter() - began) / (steps - warmup), losses
+    return (clock() - began) / (steps - warmup), losses
 
 
-def peftbench_run(overrides: list[str], run_dir: Path) -> dict:
+def peftbench_run(overrides: list[str], run_dir: Path, clock=None) -> dict:
+    """One run through the runner; `clock` (e.g. time.process_time) replaces its StepTimer's default clock."""
     from peftbench.run.runner import run
+    from peftbench.train.measure import StepTimer
 
-    return run(compose(*overrides), run_dir)
+    defaults = StepTimer.__init__.__defaults__  # (sync, clock)
+    if clock is not None:
+        StepTimer.__init__.__defaults__ = (defaults[0], clock)
+    try:
+        return run(compose(*overrides), run_dir)
+    finally:
+        StepTimer.__init__.__defaults__ = defaults
 
 
 def worker(overrides: list[str]) -> dict:
@@ -151,37 +161,201 @@ def worker_result(proc: subprocess.Popen) -> dict:
 
 # --- 1. overhead ----------------------------------------------------------------------------------
 
-def overhead(args) -> None:
+def paired_rounds(args, overrides: list[str], steps: int, rounds: int, tag: str,
+                  clock=time.perf_counter) -> tuple[list, list]:
+    """The plain loop and peftbench on one config, `rounds` times, alternating which goes first (ABBA),
+    so load from other processes hits both sides alike. Returns seconds per step on `clock`:
+    (plain, peftbench)."""
     from peftbench.methods.counting import build_counted
 
-    steps, rounds = args.steps, args.rounds
-    overrides = base_overrides(args, steps) + ["method=lora"]
     cfg = compose(*overrides)
     loader, num_labels = loader_for(cfg)
     plain, bench = [], []
-    for r in range(rounds):  # ABBA: each side goes first every other round
+    for r in range(rounds):
         for side in (("plain", "peftbench") if r % 2 == 0 else ("peftbench", "plain")):
             if side == "plain":
                 model = build_counted(cfg, num_labels)[0]
-                plain.append(plain_loop(model, loader, cfg, steps, args.warmup)[0])
+                plain.append(plain_loop(model, loader, cfg, steps, args.warmup, clock)[0])
             else:
-                record = peftbench_run(overrides, Path(args.tmp) / f"overhead{r}")
+                record = peftbench_run(overrides, Path(args.tmp) / f"{tag}{r}",
+                                       None if clock is time.perf_counter else clock)
                 bench.append(record["throughput"]["train_s_per_step"])
             gc.collect()
+    return plain, bench
+
+
+def median_ci(values: list[float]) -> tuple[float, float]:
+    """A distribution-free ~95% interval for the median: the order statistics n/2 -+ 0.98 sqrt(n)."""
+    v, n = sorted(values), len(values)
+    half = 0.98 * n ** 0.5
+    return v[max(0, int(n / 2 - half))], v[min(n - 1, math.ceil(n / 2 + half) - 1)]
+
+
+def overhead_summary(plain: list[float], bench: list[float]) -> float:
+    """Print the paired ratio and the overhead in ms per step with their spread; return the median ratio."""
     ratios = [b / p for b, p in zip(bench, plain)]  # paired: the two sides of one round ran back to back
-    ratio = statistics.median(ratios)
+    extra = [(b - p) * 1000 for b, p in zip(bench, plain)]
     noise = [plain[i + 1] / plain[i] for i in range(len(plain) - 1)]  # plain vs plain: the machine's own noise
-    rows = [[r + 1, f"{p * 1000:.1f}", f"{b * 1000:.1f}", f"{q:.3f}"] for r, (p, b, q) in
-            enumerate(zip(plain, bench, ratios))]
-    rows.append(["median", f"{statistics.median(plain) * 1000:.1f}", f"{statistics.median(bench) * 1000:.1f}",
-                 f"{ratio:.3f}"])
-    table(f"1. Harness overhead: {args.model} + lora, batch {args.batch}, {steps} steps ({args.warmup} warm-up), "
-          "ms per step", ["round", "plain loop", "peftbench", "peftbench / plain"], rows)
-    print(f"\npaired ratios {min(ratios):.3f}..{max(ratios):.3f}; plain loop vs itself between rounds "
-          f"{min(noise):.3f}..{max(noise):.3f} (the machine's noise)")
+    q1, _, q3 = statistics.quantiles(plain, n=4) if len(plain) > 1 else (plain[0],) * 3
+    (lo, hi), (elo, ehi) = median_ci(ratios), median_ci(extra)
+    print(f"\npeftbench / plain, median of {len(ratios)} paired rounds: {statistics.median(ratios):.3f} "
+          f"(95% CI {lo:.3f}..{hi:.3f}; all rounds {min(ratios):.3f}..{max(ratios):.3f})")
+    print(f"overhead: {statistics.median(extra):+.3f} ms per step (95% CI {elo:+.3f}..{ehi:+.3f}) on a plain step of "
+          f"{statistics.median(plain) * 1000:.2f} ms")
+    print(f"plain loop's own spread: interquartile {q1 * 1000:.2f}..{q3 * 1000:.2f} ms; vs itself between rounds "
+          f"{min(noise):.3f}..{max(noise):.3f} (median |change| {statistics.median(abs(x - 1) for x in noise):.3f})"
+          if noise else "")
+    return statistics.median(ratios)
+
+
+def check_overhead(ratio: float) -> None:
     if ratio > 1.03:
         warn(f"peftbench is {100 * (ratio - 1):.1f}% slower per step than the plain loop (median of paired ratios; "
              "target: within 3%)")
+
+
+def overhead(args) -> None:
+    steps = args.steps
+    plain, bench = paired_rounds(args, base_overrides(args, steps) + ["method=lora"], steps, args.rounds, "overhead")
+    rows = [[r + 1, f"{p * 1000:.1f}", f"{b * 1000:.1f}", f"{b / p:.3f}"] for r, (p, b) in
+            enumerate(zip(plain, bench))]
+    rows.append(["median", f"{statistics.median(plain) * 1000:.1f}", f"{statistics.median(bench) * 1000:.1f}",
+                 f"{statistics.median(b / p for b, p in zip(bench, plain)):.3f}"])
+    table(f"1. Harness overhead: {args.model} + lora, batch {args.batch}, {steps} steps ({args.warmup} warm-up), "
+          "ms per step", ["round", "plain loop", "peftbench", "peftbench / plain"], rows)
+    check_overhead(overhead_summary(plain, bench))
+
+
+FAST = {"model": "tiny", "batch": 8, "max_length": 32, "steps": 60, "warmup": 10, "rounds": 30}  # ~5 ms steps
+
+
+def overhead_fast(args) -> None:
+    """Section 1b: the same comparison at GPU-like step times (a few ms), where every fixed per-step cost
+    of the harness shows: many short alternating rounds, summarised rather than tabled. Both sides are
+    timed on the process's CPU time (all its threads, the memory sampler's included), which time slices
+    lost to other processes on a shared machine do not inflate; wall time is section 1's clock."""
+    f = {**FAST, **({"steps": 20, "warmup": 4, "rounds": 4} if args.quick else {})}
+    fast = argparse.Namespace(**{**vars(args), "model": f["model"], "batch": f["batch"], "warmup": f["warmup"]})
+    overrides = [o for o in base_overrides(fast, f["steps"]) if not o.startswith("train.log_every")] + \
+        ["method=lora", f"model.max_length={f['max_length']}"]  # logging as users get it (every 10 steps)
+    print(f"\n## 1b. Harness overhead at fast steps: {f['model']} + lora, batch {f['batch']}, max_length "
+          f"{f['max_length']}, {f['rounds']} alternating rounds of {f['steps']} steps ({f['warmup']} warm-up), process CPU time per step")
+    check_overhead(overhead_summary(*paired_rounds(fast, overrides, f["steps"], f["rounds"], "fast",
+                                                   time.process_time)))
+
+
+def per_call_us(ours, theirs, number: int, repeats: int) -> tuple[float, float | None]:
+    """Microseconds per call of `ours` and `theirs` (None: nothing), timed in alternation, the best of
+    `repeats` each: load from other processes only ever adds time, and hits both alike."""
+    import timeit
+
+    best = [math.inf, math.inf]
+    for _ in range(repeats):
+        for i, fn in enumerate((ours, theirs)):
+            if fn is not None:
+                best[i] = min(best[i], timeit.timeit(fn, number=number) / number * 1e6)
+    return best[0], best[1] if theirs is not None else None
+
+
+def inner_noop(owner, name: str, call):
+    """`call` with `owner.name` replaced by a no-op while it runs: the cost of a wrapper alone."""
+    def timed():
+        real = getattr(owner, name)
+        setattr(owner, name, lambda *a, **k: None)
+        try:
+            call()
+        finally:
+            setattr(owner, name, real)
+    return timed
+
+
+def profile(args) -> None:
+    """Section 1c: the harness's own work per optimizer step, each piece timed alone on the fast-step
+    config (the real model, batch and accelerate objects the loop uses) against what the plain loop does
+    instead. Pieces that run every N steps are divided by N."""
+    import logging
+
+    import psutil
+    import torch
+    from accelerate import Accelerator
+    from tqdm.auto import tqdm
+
+    from peftbench.methods.counting import build_counted
+    from peftbench.train.loop import _cache_accelerate_lookups
+    from peftbench.train.measure import StepTimer
+
+    fast = argparse.Namespace(**{**vars(args), "model": FAST["model"], "batch": FAST["batch"]})
+    cfg = compose(*base_overrides(fast, FAST["steps"]), "method=lora", f"model.max_length={FAST['max_length']}")
+    loader, num_labels = loader_for(cfg)
+    model = build_counted(cfg, num_labels)[0]
+    params = [p for p in model.parameters() if p.requires_grad]
+    accelerator = Accelerator(cpu=True)
+    _cache_accelerate_lookups()
+    model, optimizer, shard = accelerator.prepare(model, torch.optim.AdamW(params, lr=1e-6, fused=True),
+                                                  loader)
+    batch = next(iter(shard))
+    loss = model(**batch).loss
+    loss.backward()
+    w = torch.ones(4, requires_grad=True)
+    mask, timer, bar, window = batch["attention_mask"], StepTimer(0), tqdm(total=10**9, disable=True), []
+    timer.start()
+    handler = logging.FileHandler(Path(args.tmp) / "profile.log")  # a log file, as Hydra's job logging writes
+    log = logging.getLogger("peftbench.bench.profile")
+    log.addHandler(handler), log.setLevel(logging.INFO)
+    log.propagate = False
+
+    def epoch(batches):  # one epoch, per batch
+        return lambda: sum(1 for _ in batches) and None
+
+    def log_step():
+        sum(float(v) for v in window[:log_every]) / log_every  # loop._finite_mean: read the losses
+        bar.set_postfix(loss=f"{1.0:.4f}", lr=f"{1e-4:.1e}", refresh=False)
+        log.info("step %d/%d  loss %.4f  lr %.2e  %.1f samples/s", 1, 2, 0.5, 1e-4, 100.0)
+
+    process, step_ms = psutil.Process(), getattr(args, "fast_step_ms", 5.0)
+    log_every = compose("model=tiny").train.log_every
+    window.extend(loss.detach() for _ in range(log_every))
+    pieces = [  # (piece, the harness's call, the plain loop's call or None, calls per step, calls to time)
+        ("batches: accelerate's loader vs the DataLoader (per epoch)", epoch(shard), epoch(loader), 1 / len(loader),
+         1),
+        ("accelerator.accumulate(model)", lambda: accelerator.accumulate(model).__enter__(), None, 1, 2000),
+        ("accelerator.clip_grad_norm_ around torch's (torch's a no-op here)",
+         inner_noop(torch.nn.utils, "clip_grad_norm_", lambda: accelerator.clip_grad_norm_(params, 1.0)), None, 1,
+         2000),
+        ("AcceleratedOptimizer.step around torch's (torch's a no-op here)",
+         inner_noop(optimizer.optimizer, "step", optimizer.step), None, 1, 2000),
+        ("loss: detach() kept for the log step vs .item()", lambda: window.append(loss.detach()), loss.item, 1,
+         5000),
+        ("tokens: int(mask.sum()) (on CUDA: kept on the device), StepTimer.add_batch + step",
+         lambda: (timer.add_batch(8, int(mask.sum()), mask.numel()), timer.step()), None, 1, 5000),
+        ("tqdm (disabled off a terminal): bar.update", lambda: bar.update(1), None, 1, 5000),
+        (f"log step (postfix, log.info to a file) / log_every={log_every}", log_step, None, 1 / log_every, 2000),
+        ("epoch start: set_epoch + iter(loader)", lambda: (shard.set_epoch(1), iter(shard)),
+         lambda: (loader.sampler.set_epoch(1), iter(loader)), 1 / len(loader), 200),
+    ]
+    aside = [  # not in the sum: what the loop no longer does, for the record
+        (f"RSS sampler thread, were it run (kernel peak instead), {step_ms:g} ms steps",
+         lambda: process.memory_info().rss, None, step_ms / 20, 500),
+        ("AdamW: fused (loop, Trainer) vs per tensor (torch's CPU default)", optimizer.optimizer.step,
+         torch.optim.AdamW(params, lr=1e-6).step, 1, 50),
+        ("accelerator.backward vs loss.backward (tiny graph; the loop calls the latter at grad_accum=1)",
+         lambda: accelerator.backward((w * 2).sum()), lambda: (w * 2).sum().backward(), 1, 2000),
+        ("AcceleratedOptimizer.zero_grad (inspect.signature) vs torch's, as the loop calls it",
+         optimizer.zero_grad, lambda: optimizer.optimizer.zero_grad(set_to_none=True), 1, 2000),
+    ]
+    rows, total = [], 0.0
+    for name, ours, theirs, per_step, number in pieces + aside:
+        if name == aside[0][0]:
+            rows.append(["sum", "", "", "", f"{total:+.1f}"])
+        a, b = per_call_us(ours, theirs, max(1, number // (10 if args.quick else 1)), 3 if args.quick else 15)
+        net = (a - (b or 0.0)) * per_step
+        total += net
+        rows.append([name, f"{a:.1f}", "-" if b is None else f"{b:.1f}", f"{per_step:.3g}", f"{net:+.1f}"])
+    log.removeHandler(handler)
+    handler.close()
+    table(f"1c. Per-step profile of the harness's own work (tiny + lora, batch 8; each side the best of "
+          f"{3 if args.quick else 15} alternating repeats, microseconds)",
+          ["piece", "harness us/call", "plain loop us/call", "calls/step", "net us/step"], rows)
 
 
 # --- 2. parity with peft --------------------------------------------------------------------------
@@ -193,7 +367,8 @@ PEFT_CONFIGS = {  # the same knobs as conf/method/<name>.yaml, written out as a 
 }
 
 
-def direct_peft(cfg, method: str, loader, num_labels: int, steps: int, warmup: int):
+def peft_model(cfg, method: str, num_labels: int):
+    """The model with `method` applied by `peft` itself, as a peft user writes it."""
     import peft
     from accelerate.utils import set_seed
     from transformers import AutoModelForSequenceClassification
@@ -205,7 +380,11 @@ def direct_peft(cfg, method: str, loader, num_labels: int, steps: int, warmup: i
                                                                num_labels=num_labels) \
         if cfg.model.name_or_path else _random_init(cfg, num_labels)
     class_name, kwargs = PEFT_CONFIGS[method]
-    model = peft.get_peft_model(model, getattr(peft, class_name)(task_type=peft.TaskType.SEQ_CLS, **kwargs))
+    return peft.get_peft_model(model, getattr(peft, class_name)(task_type=peft.TaskType.SEQ_CLS, **kwargs))
+
+
+def direct_peft(cfg, method: str, loader, num_labels: int, steps: int, warmup: int):
+    model = peft_model(cfg, method, num_labels)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     try:
         seconds, losses = plain_loop(model, loader, cfg, steps, warmup)
@@ -257,6 +436,80 @@ def parity(args) -> None:
     table(f"2. Parity with peft + a plain loop ({args.model}, {steps} steps, seed 42; throughput: mean of 2 "
           "alternating pairs, peft time / peftbench time per step)",
           ["method", "trainable (peft)", "same count", "max |loss diff|", "throughput ratio", "note"], rows)
+
+
+# --- 2b. parity with HF Trainer -------------------------------------------------------------------
+
+def trainer_steps(cfg, loader, num_labels: int, steps: int, warmup: int, out_dir: Path) -> float:
+    """HF `Trainer` + peft LoRA as a user writes it (its defaults: fused AdamW, linear schedule), handed
+    the same loader so it trains on the same batches in the same order. Seconds per step after `warmup`
+    steps, from the end of step `warmup` to the end of the last, as peftbench's window."""
+    from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
+
+    class SameBatches(Trainer):
+        def get_train_dataloader(self):
+            return self.accelerator.prepare(loader)
+
+    class Clock(TrainerCallback):
+        began = ended = 0.0
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.ended = time.perf_counter()
+            if state.global_step == warmup:
+                self.began = self.ended
+
+    t, clock = cfg.train, Clock()
+    targs = TrainingArguments(output_dir=str(out_dir), max_steps=steps, per_device_train_batch_size=t.batch_size,
+                              learning_rate=t.lr, weight_decay=t.weight_decay, max_grad_norm=t.max_grad_norm,
+                              warmup_steps=int(t.warmup_ratio * steps), lr_scheduler_type="linear",
+                              logging_steps=t.log_every, save_strategy="no", eval_strategy="no", report_to="none",
+                              disable_tqdm=True, use_cpu=True, seed=cfg.seed, dataloader_num_workers=0)
+    trainer = SameBatches(model=peft_model(cfg, "lora", num_labels), args=targs, train_dataset=loader.dataset,
+                          callbacks=[clock])
+    trainer.remove_callback(PrinterCallback)  # its metrics line on stdout; the table has them
+    trainer.train()
+    return (clock.ended - clock.began) / (steps - warmup)
+
+
+def window_tokens(loader, steps: int, warmup: int) -> int:
+    """Non-padding tokens of the batches of steps warmup+1..steps (the throughput window), epoch by epoch."""
+    batches = epochs(loader)
+    return sum(int(next(batches)["attention_mask"].sum()) * (i >= warmup) for i in range(steps))
+
+
+def trainer_parity(args) -> None:
+    """Section 2b: peftbench vs HF Trainer + peft on the same model, LoRA, batches (same order), steps and
+    threads, alternating rounds; per step and per non-padding token."""
+    steps = args.steps
+    overrides = [o for o in base_overrides(args, steps) if not o.startswith("train.log_every")] + ["method=lora"]
+    cfg = compose(*overrides)
+    loader, num_labels = loader_for(cfg)
+    tokens, ours, theirs, same = window_tokens(loader, steps, args.warmup), [], [], True
+    for r in range(args.rounds):  # ABBA, as section 1
+        for side in (("trainer", "peftbench") if r % 2 == 0 else ("peftbench", "trainer")):
+            if side == "trainer":
+                theirs.append(trainer_steps(cfg, loader, num_labels, steps, args.warmup, Path(args.tmp) / f"hf{r}"))
+            else:
+                record = peftbench_run(overrides, Path(args.tmp) / f"vs_trainer{r}")
+                ours.append(record["throughput"]["train_s_per_step"])
+                same = same and record["throughput"]["window"]["tokens"] == tokens
+            gc.collect()
+    ratios = [h / p for h, p in zip(theirs, ours)]
+    rate = tokens / (steps - args.warmup)
+    rows = [[r + 1, f"{h * 1000:.1f}", f"{p * 1000:.1f}", f"{rate / h:.0f}", f"{rate / p:.0f}", f"{q:.3f}"]
+            for r, (h, p, q) in enumerate(zip(theirs, ours, ratios))]
+    ratio = statistics.median(ratios)
+    rows.append(["median", f"{statistics.median(theirs) * 1000:.1f}", f"{statistics.median(ours) * 1000:.1f}",
+                 f"{rate / statistics.median(theirs):.0f}", f"{rate / statistics.median(ours):.0f}", f"{ratio:.3f}"])
+    table(f"2b. Parity with HF Trainer + peft ({args.model} + lora, batch {args.batch}, {steps} steps, "
+          f"{args.warmup} warm-up, the same batches in the same order: {tokens:,} non-padding tokens in the window"
+          f"{'' if same else ' (peftbench counted otherwise!)'})",
+          ["round", "Trainer ms/step", "peftbench ms/step", "Trainer tokens/s", "peftbench tokens/s",
+           "peftbench speed / Trainer's"], rows)
+    if not same:
+        warn("peftbench's window counted other tokens than the batches handed to Trainer")
+    if ratio < 1.0:
+        warn(f"peftbench trains at {ratio:.3f}x Trainer's tokens/s (median of paired rounds; target >= 1.00)")
 
 
 # --- 3. memory ordering ---------------------------------------------------------------------------
@@ -411,7 +664,8 @@ def concurrency(args) -> None:
              f"{default:.1f} samples/s)")
 
 
-SECTIONS = {"overhead": overhead, "parity": parity, "memory": memory, "scaling": scaling, "startup": startup,
+SECTIONS = {"overhead": overhead, "overhead-fast": overhead_fast, "profile": profile, "parity": parity,
+            "trainer": trainer_parity, "memory": memory, "scaling": scaling, "startup": startup,
             "concurrency": concurrency}
 
 

@@ -1,7 +1,9 @@
 """The measurement protocol (README.md, "Measurement"), with a fake clock: no timed assertions."""
 
+import pytest
 import torch
 
+from peftbench.train import measure
 from peftbench.train.measure import PeakMemory, StepTimer, effective_warmup
 
 
@@ -65,8 +67,9 @@ def test_effective_warmup_leaves_at_least_half_the_run():
     assert effective_warmup(5, 1) == 0
 
 
-def test_peak_rss_leaves_out_paused_stretches():
-    mem = PeakMemory(torch.device("cpu"), interval=0.001)
+@pytest.mark.parametrize("kernel_peak", [True, False], ids=["kernel-peak", "sampled"])
+def test_peak_rss_leaves_out_paused_stretches(kernel_peak):
+    mem = PeakMemory(torch.device("cpu"), interval=0.001, kernel_peak=kernel_peak)
     with mem:
         with mem.paused():
             big = torch.ones(64 * 1024 * 1024 // 4)  # 64 MB touched while paused (an evaluation)
@@ -76,6 +79,19 @@ def test_peak_rss_leaves_out_paused_stretches():
     # the allocator may keep the pages, but no sample was taken while they were in use
     assert out["peak_rss_mb"] < out["rss_before_train_mb"] + 48
     assert out["device"] == "cpu" and out["cuda_max_allocated_mb"] is None
+    assert (out["peak_rss_source"] == "sampled every 1 ms") == (not kernel_peak or not measure._reset_kernel_peak())
+
+
+@pytest.mark.skipif(not measure._reset_kernel_peak(), reason="no resettable VmHWM (Linux >= 4.0 only)")
+def test_kernel_peak_sees_a_peak_between_samples_and_runs_no_thread():
+    mem = PeakMemory(torch.device("cpu"), interval=3600.0)  # a sampler would never sample in this test
+    with mem:
+        assert mem._thread is None
+        big = torch.ones(64 * 1024 * 1024 // 4)  # 64 MB held for a moment, not in a pause
+        big += 1
+        del big
+    out = mem.result()
+    assert out["peak_rss_mb"] >= out["rss_before_train_mb"] + 60 and out["peak_rss_source"] == "kernel peak (VmHWM)"
 
 
 def test_checkpoint_time_is_not_training_time(tmp_path, monkeypatch):

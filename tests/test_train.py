@@ -63,3 +63,15 @@ def test_nan_loss_stops_the_run_with_a_failed_run_file(tmp_path):
     import json
     record = json.loads((tmp_path / "run.json").read_text())
     assert record["status"] == "failed" and record["error"]["type"] == "NonFiniteLoss"
+
+
+def test_losses_are_read_at_log_steps_and_the_first_non_finite_step_is_named():
+    import torch
+
+    from peftbench.train.loop import NonFiniteLoss, _finite_mean
+
+    assert _finite_mean([0.5, torch.tensor(1.5), torch.tensor(1.0, dtype=torch.bfloat16)], 10, 1) == 1.0
+    with pytest.raises(NonFiniteLoss, match="loss is inf at step 8"):  # steps 8, 9, 10 in the window
+        _finite_mean([torch.tensor(float("inf")), torch.tensor(float("nan")), 1.0], 10, 1)
+    with pytest.raises(NonFiniteLoss, match="loss is nan at step 9"):  # 2 batches a step: 9, 9, 10, 10
+        _finite_mean([1.0, torch.tensor(float("nan")), 1.0, 1.0], 10, 2)

@@ -26,6 +26,7 @@ class ModelConfig:
     tokenizer: Optional[str] = None  # defaults to name_or_path
     family: Optional[str] = None  # bert | roberta | ...; null: the checkpoint's model_type
     max_length: int = 128
+    quantization: Optional[str] = None  # 4bit | 8bit: bitsandbytes on load, peft's k-bit prep (models/quantization.py)
     # The architecture as config kwargs (model_type, hidden_size, ...). With name_or_path null the model
     # is built from it with random weights; `peftbench params` uses it to count without downloading.
     arch: Optional[Dict[str, Any]] = None
@@ -76,6 +77,7 @@ class HardwareConfig:
     name: str = MISSING
     device: str = "auto"  # auto | cpu | cuda
     mixed_precision: str = "no"  # no | fp16 | bf16
+    busy_gpu: str = "record"  # record | refuse: memory other processes hold on the GPU at the start (train/measure.py)
     num_processes: int = 1  # > 1: peftbench starts this many processes on this node (DDP through accelerate)
     # torch's CPU threads per process: "auto" = the CPUs this process may use (affinity, SLURM_CPUS_PER_TASK)
     # divided among the runs started at once and their processes; or a number (run/threads.py)
@@ -120,6 +122,12 @@ class TrainConfig:
     checkpoint_every: int = 200  # save a resumable checkpoint every N optimizer steps (0: never)
     keep_checkpoint: bool = False  # keep <run dir>/checkpoints/ after the run ends ok
     throughput_warmup_steps: int = 5  # optimizer steps left out of the throughput window (at most half the run)
+    gradient_checkpointing: bool = False  # recompute activations in the backward pass (train/grad_checkpointing.py)
+    inference_cost: bool = False  # after training: latency at batch 1 and eval batch, unmerged and merged (train/inference.py)
+    inference_examples: int = 64  # eval examples the latency is timed on
+    forgetting: bool = False  # causal LMs: general-text loss after training minus the base model's (train/forgetting.py)
+    forgetting_text: Optional[str] = None  # a text file, one text per line; null: peftbench/train/general_text.txt
+    log_with: Optional[str] = None  # tensorboard | wandb | mlflow (comma-separated for several): train/trackers.py
     ist: ISTConfig = field(default_factory=ISTConfig)  # layer-wise importance sampling (off unless ist.layers > 0)
 
 
@@ -164,7 +172,7 @@ class RunConfig:
 
 # Keys that do not change a result: left out of the config hash (run/sweep.py) and of run-folder names.
 VOLATILE = ("results_dir", "force", "train.checkpoint_every", "train.keep_checkpoint", "train.save_trainable",
-            "cache_dir", "train.throughput_warmup_steps", "launch")
+            "cache_dir", "train.throughput_warmup_steps", "launch", "train.log_with")
 # Keys that say where the data live on this machine: out of the readable folder name, but they change the
 # result (another folder, other data), so a name without them gets a short hash of them (`name_tag`).
 LOCATION_KEYS = ("data_root", "task.data_dir")

@@ -13,6 +13,7 @@ import re
 from collections import Counter
 
 from ..errors import UserError
+from ..models.quantization import param_count, prepare_kbit, quantization_kwargs
 from .base import METHODS, head_modules
 
 # peft wraps the model (`base_model.model.`) and copies trained heads (`modules_to_save.default`).
@@ -33,12 +34,13 @@ def count_params(model, head: tuple[str, ...] = (), base_total: int | None = Non
     `base_total`: the parameter count of that model. Percentages are of `base_total` (default: total)."""
     trainable, head_trainable, total, names = 0, 0, 0, []
     for name, param in model.named_parameters():  # named_parameters() skips duplicate (tied) tensors
-        total += param.numel()
+        n = param_count(param)  # a packed 4-bit weight counts its layer's parameters, not its bytes
+        total += n
         if param.requires_grad:
-            trainable += param.numel()
+            trainable += n
             names.append(name)
             if canonical_name(name).split(".")[0] in head:
-                head_trainable += param.numel()
+                head_trainable += n
     base = base_total or total
 
     def pct(n: int) -> float:
@@ -64,10 +66,13 @@ def build_counted(cfg, num_labels: int, weights: bool = True):
     if problems:
         raise UserError(f"{len(problems)} problem(s) in method '{cfg.method.name}':\n"
                         + "\n".join(f"  - {p}" for p in problems))
-    model = load_model(cfg.model, num_labels, weights=weights, kind=cfg.task.kind)
+    quantized = quantization_kwargs(cfg.model, cfg.hardware) if weights else {}  # model.quantization=4bit|8bit
+    model = load_model(cfg.model, num_labels, weights=weights, kind=cfg.task.kind, load_kwargs=quantized)
     family = family_of(model, cfg.model)
     head = head_modules(model)
-    base_total = sum(p.numel() for p in model.parameters())
+    base_total = sum(param_count(p) for p in model.parameters())
+    if quantized:
+        model = prepare_kbit(model, cfg.train.gradient_checkpointing)
     model = method.build(model, knobs, family)
     counts = count_params(model, head, base_total)
     counts["family"] = family

@@ -13,7 +13,8 @@ __all__ = ["check_max_length", "family_of", "from_pretrained", "load_feature_ext
            "load_model", "load_tokenizer", "model_config", "resolve_path", "special_ids"]
 
 
-def load_model(model_cfg: DictConfig, num_labels: int, weights: bool = True, kind: str = "classification"):
+def load_model(model_cfg: DictConfig, num_labels: int, weights: bool = True, kind: str = "classification",
+               load_kwargs: dict | None = None):
     """A sequence-classification model with `num_labels` outputs (1: regression).
 
     `weights=False` builds the architecture with random weights and downloads nothing (parameter
@@ -21,11 +22,11 @@ def load_model(model_cfg: DictConfig, num_labels: int, weights: bool = True, kin
     from transformers import AutoModelForSequenceClassification
 
     if kind != "classification":  # causal LM, seq2seq LM, image classifier: models/kinds.py
-        return load_kind_model(model_cfg, num_labels, weights, kind)
+        return load_kind_model(model_cfg, num_labels, weights, kind, load_kwargs)
 
     problem = "regression" if num_labels == 1 else "single_label_classification"
     if not weights or not model_cfg.name_or_path:  # random init from model.arch
         config = model_config(model_cfg, num_labels=num_labels, problem_type=problem)
         return AutoModelForSequenceClassification.from_config(config)
     return from_pretrained(AutoModelForSequenceClassification, resolve_path(model_cfg.name_or_path),
-                           model_cfg.name, num_labels=num_labels, problem_type=problem)
+                           model_cfg.name, num_labels=num_labels, problem_type=problem, **(load_kwargs or {}))

@@ -9,7 +9,7 @@ from ..config import KINDS
 from .loading import from_pretrained, model_config, resolve_path
 
 
-def load_kind_model(model_cfg, num_labels: int, weights: bool, kind: str):
+def load_kind_model(model_cfg, num_labels: int, weights: bool, kind: str, load_kwargs: dict | None = None):
     """The model for `kind`: random init from `model.arch` (or `weights=False`), else the checkpoint."""
     import transformers
 
@@ -22,7 +22,8 @@ def load_kind_model(model_cfg, num_labels: int, weights: bool, kind: str):
             return auto.from_config(model_config(model_cfg, **extra))
         if new_head:  # an ImageNet (AudioSet) head of 1000 (527) classes is replaced by the task's
             extra["ignore_mismatched_sizes"] = True
-        return from_pretrained(auto, resolve_path(model_cfg.name_or_path), model_cfg.name, **extra)
+        return from_pretrained(auto, resolve_path(model_cfg.name_or_path), model_cfg.name, **extra,
+                               **(load_kwargs or {}))
     except ValueError as exc:  # "Unrecognized configuration class ... for this kind of AutoModel"
         if "Unrecognized configuration class" not in str(exc):
             raise

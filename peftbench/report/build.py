@@ -45,6 +45,41 @@ def cost_cells(runs: list[dict]) -> dict[str, Cell]:
             "train_s": Cell(statistics.fmean(r["timing"]["train_s"] for r in runs))}
 
 
+# `inference` figures of a run file (train.inference_cost), ms per example: (key, run-file field, batch, header)
+INFERENCE_COLUMNS = (("infer_b1", "unmerged_ms_per_example", "batch_1", "ms/ex b=1"),
+                     ("infer_b1_merged", "merged_ms_per_example", "batch_1", "merged b=1"),
+                     ("infer_eval", "unmerged_ms_per_example", "eval_batch", "ms/ex eval batch"),
+                     ("infer_eval_merged", "merged_ms_per_example", "eval_batch", "merged eval batch"))
+
+
+def optional_cost_cells(runs: list[dict]) -> dict[str, Cell]:
+    """Figures only some runs measure, each the mean over the runs that have it: latency per
+    INFERENCE_COLUMNS and, with it, the trained tensors' file size (MB); forgetting (train.forgetting)."""
+    cells = {}
+    forgetting = [r["forgetting"]["forgetting"] for r in runs if (r.get("forgetting") or {}).get("forgetting") is not None]
+    for key, field, batch, _ in INFERENCE_COLUMNS:
+        values = [(r.get("inference") or {}).get(field) or {} for r in runs]
+        values = [v[batch] for v in values if v.get(batch) is not None]
+        if values:
+            cells[key] = Cell(statistics.fmean(values))
+    sizes = [(r.get("artifacts") or {}).get("trainable_weights_bytes") for r in runs]
+    sizes = [s for s in sizes if s is not None]
+    if sizes and cells:
+        cells["adapter_mb"] = Cell(statistics.fmean(sizes) / 2 ** 20)
+    if forgetting:
+        cells["forgetting"] = Cell(statistics.fmean(forgetting))
+    return cells
+
+
+def precision_note(ok: list[dict]) -> list[str]:
+    """Which precision the cost figures were measured in, when some run did not train in plain fp32."""
+    kinds = sorted({((r.get("memory") or {}).get("dtype") or "float32",
+                     (r.get("memory") or {}).get("mixed_precision") or "no") for r in ok})
+    if all(k == ("float32", "no") for k in kinds):
+        return []
+    return ["Precision of the figures (weights, mixed precision): " + "; ".join(f"{d}, {mp}" for d, mp in kinds) + "."]
+
+
 def score_cells(runs: list[dict], columns: list[Column], tasks: list[str], ci: bool, how: str) -> dict[str, Cell]:
     """Per metric column the mean or median (`how`) over the runs, ± their std (or CI); avg: the mean over
     `tasks` of each task's score, itself the `how` over the runs of each run's task score."""
@@ -129,7 +164,7 @@ def cost_column_notes(table: Table, ok: list[dict]) -> list[str]:
 
 def cost_table(ok: list[dict], keys: list[str], baseline: str) -> Table:
     """Per row: trainable %, peak memory, samples/s, train time, each also as a ratio to `baseline`."""
-    rows = {key: cost_cells(runs) for key, runs in group_rows(ok, keys).items()}
+    rows = {key: cost_cells(runs) | optional_cost_cells(runs) for key, runs in group_rows(ok, keys).items()}
     base_at = keys.index("method") if "method" in keys else None
     ratios = (("memory", "mem"), ("throughput", "speed"), ("train_s", "time"))
     for key, cells in rows.items():
@@ -143,8 +178,22 @@ def cost_table(ok: list[dict], keys: list[str], baseline: str) -> Table:
                Column("throughput_ratio", f"speed ÷ {baseline}", decimals=2, better=""),
                Column("train_s", "train time (s)", decimals=1, better="min"),
                Column("train_s_ratio", f"time ÷ {baseline}", decimals=2, better="")]
+    present = {k for _, cells in rows.items() for k in cells}
+    columns += [Column(key, header, decimals=2, better="min") for key, _, _, header in INFERENCE_COLUMNS
+                if key in present]
+    if "adapter_mb" in present:
+        columns.append(Column("adapter_mb", "adapter MB", decimals=2, better="min"))
+    if "forgetting" in present:
+        columns.append(Column("forgetting", "forgetting", decimals=3, better="min"))
     notes = [f"Means over each row's runs; ratios divide by the `{baseline}` row of the same model.",
-             *shared_process_note(ok)]
+             *shared_process_note(ok), *precision_note(ok)]
+    if present & {key for key, *_ in INFERENCE_COLUMNS}:
+        notes.append("ms/ex: inference latency per example (forward pass) at batch 1 and at the eval batch size, "
+                     "adapter unmerged and merged into the weights (train.inference_cost; – where the method "
+                     "does not merge); adapter MB: the trained tensors' file.")
+    if "forgetting" in present:
+        notes.append("forgetting: mean per-token cross-entropy on general text after training minus the base "
+                     "model's (train.forgetting, causal LMs; peft's method comparison); lower is better.")
     if not any("memory_ratio" in cells for cells in rows.values()):
         notes.append(f"No `{baseline}` runs: ratios left out (--baseline picks another method).")
     return Table(keys, columns, list(rows.items()), notes)

@@ -242,7 +242,7 @@ def _execute(cfg: DictConfig, record: dict, on_train=lambda: None) -> None:
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
-    from ..train.measure import PeakMemory
+    from ..train.measure import PeakMemory, check_busy_gpu
     from ..methods import METHODS
     from ..metrics import METRICS
     from ..models import check_max_length, load_tokenizer
@@ -255,10 +255,23 @@ def _execute(cfg: DictConfig, record: dict, on_train=lambda: None) -> None:
     hw, t, task = cfg.hardware, cfg.train, cfg.task
     if task.kind != "image_classification":
         check_max_length(cfg.model)
+    from accelerate.state import AcceleratorState
+
+    # accelerate keeps one state per process and refuses another precision: a run of another precision earlier
+    # in this process (a multirun over hardware.mixed_precision, a test session) would stop this one
+    if AcceleratorState._shared_state.get("_mixed_precision", hw.mixed_precision) != hw.mixed_precision:
+        AcceleratorState._reset_state()
+    from ..train import trackers
+
     accelerator = Accelerator(cpu=_on_cpu(hw), mixed_precision=hw.mixed_precision,
-                              gradient_accumulation_steps=t.grad_accum)
+                              gradient_accumulation_steps=t.grad_accum,
+                              **trackers.accelerator_kwargs(t.log_with, record["run_dir"]))
     if hw.device == "cuda" and accelerator.device.type != "cuda":
         raise _no_cuda(hw)
+    if hw.mixed_precision != "no" and not accelerator.native_amp:  # accelerate would run fp32 without a word
+        raise UserError(f"hardware.mixed_precision={hw.mixed_precision}: no autocast to it on {accelerator.device.type} "
+                        "(fp16 needs a CUDA GPU). On CPU use hardware.mixed_precision=bf16 or no.")
+    busy = check_busy_gpu(accelerator.device, hw.busy_gpu)  # before this run allocates anything on the GPU
     set_seed(cfg.seed)
 
     data = load_task(task, seed=cfg.seed, data_root=cfg.data_root)
@@ -278,6 +291,10 @@ def _execute(cfg: DictConfig, record: dict, on_train=lambda: None) -> None:
                  record["init_from"]["tensors"], ", ".join(record["init_from"]["skipped_head"]) or "none")
     if getattr(model, "peftbench_cannot_train", None):
         raise UserError(f"method {cfg.method.name} on model {cfg.model.name}: {model.peftbench_cannot_train}")
+    if t.gradient_checkpointing:
+        from ..train.grad_checkpointing import enable_gradient_checkpointing
+
+        enable_gradient_checkpointing(model, cfg.method.name)
     p = record["params"]
     log.info("method %s on %s (%s): %s of %s parameters train (%.4f%%; method %s, head %s):\n  %s",
              cfg.method.name, cfg.model.name, family, f"{p['trainable']:,}", f"{p['base_total']:,}",
@@ -304,28 +321,41 @@ def _execute(cfg: DictConfig, record: dict, on_train=lambda: None) -> None:
     main_key = task.main_metric + next(iter(suffixes.values()))  # the first eval split's main metric
     best_metric = t.metric_for_best or main_key
 
+    forgetting = None
+    if t.forgetting:  # general-text loss of the base model, before training (train/forgetting.py)
+        from ..train.forgetting import Forgetting
+
+        forgetting = Forgetting(cfg, accelerator)
+        forgetting.before(model)
     on_train()
     runs_before = _TRAINED_IN_THIS_PROCESS[0]
+    tracker = trackers.start(accelerator, record["config"], t.log_with)
     try:
         with PeakMemory(accelerator.device) as memory:
             result = fit(model, train_loader, eval_loaders, cfg, accelerator, best_metric,
                          run_dir=record["run_dir"], config_hash=record["config_hash"], memory=memory)
     finally:
         _TRAINED_IN_THIS_PROCESS[0] += 1
+        if tracker:
+            accelerator.end_training()
     setup = {"device": str(accelerator.device), "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
-             "mixed_precision": hw.mixed_precision, "batch_size": t.batch_size, "grad_accum": t.grad_accum,
+             "mixed_precision": hw.mixed_precision, "gradient_checkpointing": t.gradient_checkpointing,
+             "batch_size": t.batch_size, "grad_accum": t.grad_accum,
              "max_length": cfg.model.max_length, "num_processes": accelerator.num_processes,
              "threads": torch.get_num_threads()}  # torch's CPU threads per process (hardware.threads)
     reported = result.best["metrics"] if t.report == "best" else result.metrics  # train.report: best or last
     record.update(resumed_from=result.resumed_from,
         metrics=reported, main_metric=main_key, main_score=reported[main_key],
         best=result.best, eval_history=result.eval_history, loss_history=result.loss_history,
-        memory={**memory.result(), **setup, "measured": "peak during training, evaluation and checkpoints excluded",
+        memory={**memory.result(), **busy, **setup, "measured": "peak during training, evaluation and checkpoints excluded",
                 # > 0: RSS figures include memory the allocator kept from earlier runs (a basic-launcher multirun)
                 "runs_before_in_process": runs_before},
         throughput={**throughput(result), **setup},
     )
     record["timing"].update(train_s=round(result.train_seconds, 3), eval_s=round(result.eval_seconds, 3))
+    if forgetting is not None:
+        forgetting.after(model)
+        record["forgetting"] = forgetting.record()
     if t.save_trainable and _is_main_process():
         from ..train.checkpoint import save_trainable
 
@@ -333,3 +363,10 @@ def _execute(cfg: DictConfig, record: dict, on_train=lambda: None) -> None:
             model.peftbench_fold(model)
         path = save_trainable(model, Path(record["run_dir"]) / "trainable.safetensors")
         record["artifacts"] = {"trainable_weights": path.name, "trainable_weights_bytes": path.stat().st_size}
+    if tracker:
+        record["artifacts"] = {**(record["artifacts"] or {}), "tracker": tracker}
+    if t.inference_cost:  # last: it merges the adapter into the model in place
+        from ..train.inference import measure_inference
+
+        first = next(iter(eval_loaders.values()))[0]
+        record["inference"] = measure_inference(model, first, cfg, accelerator)

@@ -25,6 +25,11 @@ from .. import runfile
 from ..config import VOLATILE
 from ..tasks.fingerprint import data_fingerprint, identity
 
+# Keys added after run files existed (issue 14): left out of the hash while they hold these values, so a
+# run file written before the key existed still matches its re-run (a sweep skips it instead of re-running)
+NEUTRAL_DEFAULTS = {"train.gradient_checkpointing": False, "train.inference_cost": False, "train.inference_examples": 64,
+                    "train.forgetting": False, "train.forgetting_text": None,
+                    "hardware.busy_gpu": "record", "model.quantization": None}
 SWEEP_ENV = "PEFTBENCH_SWEEP_ID"
 OUTCOMES = ("ok", "skipped", "failed", "killed", "running")
 LAST_SUMMARY: dict | None = None  # set in the launching process when a multirun ends
@@ -38,12 +43,13 @@ def config_hash(cfg: DictConfig, fingerprint: list[dict] | None = None) -> str:
     if files:
         config["data_files"] = identity(files)
     config.pop("hydra", None)
-    for key in VOLATILE:
+    for key in (*VOLATILE, *NEUTRAL_DEFAULTS):
         *parents, leaf = key.split(".")
         node = config
         for p in parents:
             node = node.get(p) or {}
-        node.pop(leaf, None)
+        if key in VOLATILE or node.get(leaf, None) == NEUTRAL_DEFAULTS[key]:
+            node.pop(leaf, None)
     train = config.get("train", {})
     if not (train.get("ist") or {}).get("layers"):  # IST off: the hashes of runs made before train.ist existed
         train.pop("ist", None)

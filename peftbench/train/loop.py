@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 
 import torch
+from accelerate.utils import DistributedType
 from tqdm.auto import tqdm
 
 from ..errors import UserError
@@ -76,7 +77,8 @@ def fit(model, train_loader, eval_loaders: dict, cfg, accelerator, best_metric: 
     optimizer = torch.optim.AdamW([
         {"params": [p for p in params if p.ndim >= 2], "weight_decay": t.weight_decay},
         {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},  # biases, norms
-    ], lr=t.lr)
+    ], lr=t.lr, fused=accelerator.device.type in ("cpu", "cuda") or None)  # one kernel for all tensors, as
+    # HF Trainer's default: the per-tensor loop took ~7x as long (scripts/bench.py --only profile)
     sampler = train_loader.sampler
     _cache_accelerate_lookups()
     model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
@@ -102,6 +104,10 @@ def fit(model, train_loader, eval_loaders: dict, cfg, accelerator, best_metric: 
     ist = layerwise.attach(accelerator.unwrap_model(model), t.get("ist"), cfg.method.name, accelerator.num_processes)
     model.train()
     cuda = accelerator.device.type == "cuda"
+    # accelerate's backward divides every loss by grad_accum, 1 included (one more op and autograd node a
+    # step); with no accumulation, loss scaler or DeepSpeed-like engine it is loss.backward() otherwise
+    plain_backward = t.grad_accum == 1 and accelerator.scaler is None and accelerator.distributed_type in (
+        DistributedType.NO, DistributedType.MULTI_CPU, DistributedType.MULTI_GPU)
     timer = StepTimer(effective_warmup(t.throughput_warmup_steps, total - result.steps),
                       sync=(lambda: torch.cuda.synchronize(accelerator.device)) if cuda else None)
 
@@ -134,33 +140,34 @@ def fit(model, train_loader, eval_loaders: dict, cfg, accelerator, best_metric: 
                 if ist is not None:  # IST: only the sampled layers need gradients this step
                     ist.before_forward(model, batch, result.steps)
                 loss = model(**batch).loss
-                value = loss.detach().float().item()  # the one host sync of the step
-                if not math.isfinite(value):
-                    raise NonFiniteLoss(f"loss is {value} at step {result.steps + 1}: lower train.lr, "
-                                        "check the labels, or use hardware.mixed_precision=no.")
-                accelerator.backward(loss)
+                loss.backward() if plain_backward else accelerator.backward(loss)
                 if accelerator.sync_gradients and t.max_grad_norm > 0:
                     accelerator.clip_grad_norm_(params, t.max_grad_norm)
                 optimizer.step()
                 if ist is not None:
                     ist.after_step()
-                if after_step is not None and accelerator.sync_gradients:
-                    after_step(result.steps)
-                optimizer.zero_grad()
+                if accelerator.sync_gradients:
+                    if after_step is not None:
+                        after_step(result.steps)
+                    # what AcceleratedOptimizer.zero_grad does, without its inspect.signature per call
+                    optimizer.optimizer.zero_grad(set_to_none=True)
             result.batches += 1
             mask = batch.get("attention_mask")  # image batches have none: no tokens to count
-            n, real = batch["labels"].shape[0], int(mask.sum()) if mask is not None else 0
+            # the loss (and on CUDA the token count) stay on the device until a log step: no host sync per step
+            n, real = batch["labels"].shape[0], (mask.sum() if cuda else int(mask.sum())) if mask is not None else 0
             samples, tokens = samples + n, tokens + real
             timer.add_batch(n, real, mask.numel() if mask is not None else 0)
-            window.append(value)
+            window.append(loss.detach())
             if not accelerator.sync_gradients:
                 continue
             scheduler.step()
             result.steps += 1
             timer.step()
+            if memory is not None:
+                memory.step()  # CUDA allocated/reserved per step (measure.PeakMemory); nothing on CPU
             step = result.steps
             if step % t.log_every == 0 or step == total:
-                mean_loss = sum(window) / len(window)
+                mean_loss = _finite_mean(window, step, t.grad_accum)
                 if accelerator.num_processes > 1:  # the mean over every process's batches
                     mean_loss = accelerator.reduce(torch.tensor(mean_loss, device=accelerator.device),
                                                    reduction="mean").item()
@@ -168,8 +175,9 @@ def fit(model, train_loader, eval_loaders: dict, cfg, accelerator, best_metric: 
                 result.loss_history.append([step, round(mean_loss, 6)])
                 lr = scheduler.get_last_lr()[0]
                 bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.1e}", refresh=False)
+                rate = (samples - samples_before) / max(trained() - trained_before, 1e-9)
+                accelerator.log({"train/loss": mean_loss, "train/lr": lr, "train/samples_per_s": rate}, step=step)
                 if not show_bar and accelerator.is_main_process:
-                    rate = (samples - samples_before) / max(trained() - trained_before, 1e-9)
                     log.info("step %d/%d  loss %.4f  lr %.2e  %.1f samples/s", step, total, mean_loss, lr, rate)
             bar.update(1)
             epoch_done = result.batches % len(train_loader) == 0
@@ -182,7 +190,7 @@ def fit(model, train_loader, eval_loaders: dict, cfg, accelerator, best_metric: 
                 began = time.perf_counter()
                 with pause():
                     _checkpoint(run_dir, config_hash, model, optimizer, scheduler, accelerator, result,
-                                {"window": window, "samples": samples, "tokens": tokens})
+                                {"window": [float(v) for v in window], "samples": samples, "tokens": int(tokens)})
                 checkpointing += time.perf_counter() - began
             if step >= total:
                 break
@@ -190,27 +198,41 @@ def fit(model, train_loader, eval_loaders: dict, cfg, accelerator, best_metric: 
     bar.close()
     timer.stop()
     result.train_seconds = trained()
-    counts = accelerator.reduce(torch.tensor([samples, tokens, timer.samples, timer.tokens, timer.padded_tokens],
-                                             device=accelerator.device), reduction="sum")
+    counts = accelerator.reduce(torch.tensor([int(x) for x in (samples, tokens, timer.samples, timer.tokens,
+                                                               timer.padded_tokens)], device=accelerator.device),
+                                reduction="sum")
     result.samples, result.tokens, *window_counts = (int(x) for x in counts.tolist())
     result.measured = {"warmup_steps": timer.warmup_steps, "steps": timer.measured_steps,
                        "seconds": timer.seconds, **dict(zip(("samples", "tokens", "padded_tokens"), window_counts))}
     return result
 
 
+def _finite_mean(window: list, step: int, grad_accum: int) -> float:
+    """The mean of the losses since the last log step (device tensors, read here in one go; floats after a
+    resume); NonFiniteLoss names the first step whose loss was NaN or inf."""
+    values = [float(v) for v in window]
+    for i, value in enumerate(values):
+        if not math.isfinite(value):
+            raise NonFiniteLoss(f"loss is {value} at step {step - (len(values) - 1 - i) // grad_accum}: lower "
+                                "train.lr, check the labels, or use hardware.mixed_precision=no.")
+    return sum(values) / len(values)
+
+
 def _cache_accelerate_lookups() -> None:
-    """accelerate (1.15) asks `is_lomo_available()` in every optimizer.step/zero_grad and backward: an
-    importlib search of sys.path each time, ~0.1 ms a call (scripts/bench.py found it as most of the
-    harness's per-step overhead on small models). Installed packages do not change during a run."""
+    """accelerate (1.15) asks `is_lomo_available()` in every optimizer.step/zero_grad and backward (an
+    importlib search of sys.path, ~0.1 ms a call) and parses torch's version in every clip_grad_norm_
+    (`is_torch_version`): scripts/bench.py (`--only profile`) found them as most of the harness's per-step
+    overhead on small models. Installed packages do not change during a run."""
     import functools
 
     import accelerate.accelerator
     import accelerate.optimizer
 
-    for module in (accelerate.optimizer, accelerate.accelerator):
-        lookup = getattr(module, "is_lomo_available", None)
+    for module, name in ((accelerate.optimizer, "is_lomo_available"), (accelerate.accelerator, "is_lomo_available"),
+                         (accelerate.accelerator, "is_torch_version")):
+        lookup = getattr(module, name, None)
         if lookup is not None and not hasattr(lookup, "cache_info"):
-            module.is_lomo_available = functools.lru_cache(maxsize=None)(lookup)
+            setattr(module, name, functools.lru_cache(maxsize=None)(lookup))
 
 
 RESUMED_FIELDS = ("steps", "batches", "metrics", "best", "eval_history", "loss_history", "train_seconds",
@@ -263,6 +285,7 @@ def _eval_and_track(model, eval_loaders, cfg, accelerator, result: FitResult, be
                                 for loader, _ in eval_loaders.values())
     result.metrics = scores
     result.eval_history.append({"step": result.steps, **scores})
+    accelerator.log({f"eval/{k}": v for k, v in scores.items()}, step=result.steps)  # trackers (train/trackers.py)
     log.info("eval at step %d: %s", result.steps, "  ".join(f"{k} {v:.4f}" for k, v in scores.items()))
     if result.best is None or scores[best_metric] > result.best["score"]:
         result.best = {"step": result.steps, "epoch": epoch, "metric": best_metric, "score": scores[best_metric],
