@@ -63,3 +63,38 @@ def cifar10(folder: Path, n: int = 20) -> Path:
     write_jsonl(folder / "train.jsonl", rows)
     write_jsonl(folder / "test.jsonl", rows[:10])
     return folder
+
+
+def write_wav(path: Path, waveform: np.ndarray, rate: int, channels: int = 1) -> None:
+    """16-bit PCM through the standard library's wave module."""
+    import wave
+
+    pcm = (np.clip(waveform, -1, 1) * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as f:
+        f.setnchannels(channels)
+        f.setsampwidth(2)
+        f.setframerate(rate)
+        f.writeframes(np.repeat(pcm, channels).tobytes())
+
+
+def esc50(folder: Path, n: int = 20, rate: int = 22050, seconds: float = 0.5) -> Path:
+    """ESC-50's layout: audio/*.wav clips (a class-dependent tone plus noise, every other one stereo) and
+    train.csv / test.csv with filename, target, category."""
+    import csv
+
+    (folder / "audio").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    t = np.arange(int(rate * seconds)) / rate
+    rows = []
+    for i in range(n):
+        target = i % 2
+        name = f"audio/{i % 5 + 1}-{1000 + i}-A-{target}.wav"
+        tone = 0.5 * np.sin(2 * np.pi * (300 if target == 0 else 2500) * t) + 0.05 * rng.standard_normal(len(t))
+        write_wav(folder / name, tone, rate, channels=1 + i % 2)
+        rows.append({"filename": name, "fold": i % 5 + 1, "target": target, "category": ["dog", "rooster"][target]})
+    for split, part in (("train", rows), ("test", rows[: n // 2])):
+        with open(folder / f"{split}.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(part)
+    return folder

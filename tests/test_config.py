@@ -53,7 +53,7 @@ def test_cfg_job_prints_the_composed_config():
 def test_run_help_lists_groups_and_options():
     out = _cli("run", "--help")
     assert out.returncode == 0, out.stderr
-    for text in ("method: adalora, adamss, adapter_houlsby, adapter_pfeiffer, beft, bitfit", "glue/sst2", "hardware:", "peftbench run method.r=16"):
+    for text in ("method: adalora, adamss, adapter_houlsby, adapter_pfeiffer, beft, binary_adapter, bitfit", "glue/sst2", "hardware:", "peftbench run method.r=16"):
         assert text in out.stdout
 
 

@@ -30,6 +30,7 @@ REFUSALS = {
     **{("parallel_adapter", f): "knows where sub-layer inputs are" for f in ("tiny-gpt2", "tiny-llama", "tiny-t5")},
     ("hydra", "tiny-gpt2"): "Conv1D",
     ("svfit", "tiny-gpt2"): "Conv1D",
+    **{(m, f): "adds tokens to a ViT-style image or audio encoder" for m in ("vpt", "vqt") for f in FAMILIES},
 }
 # In the default suite: these must train on every family unless listed above (a UserError elsewhere
 # fails the test). The slow matrix runs every other method and accepts any clear UserError.

@@ -28,7 +28,13 @@ VARIANTS = {"sparse_ft/pafi": ["method.mask=pafi", "method.density=0.05"],
 # Methods that change the function at init, by design: prompts and prefixes add tokens; LST adds a
 # side network with its own classifier; peft initialises FourierFT's spectrum (init_weights=false)
 # and C3A's kernels (xavier_uniform) randomly by default; peftbench keeps peft's defaults.
-NOT_IDENTITY = {"prompt_tuning", "p_tuning", "prefix_tuning", "prefix_tuning_peft", "mam_adapter", "lst", "fourierft", "c3a"}
+# Binary adapters start their up projection at N(0, 0.001) (quantising a zero matrix is undefined), as
+# the paper's code does: near the base model (tests/test_binary_adapter.py), not at it.
+# VPT and VQT add tokens and (VQT) a new head over them.
+NOT_IDENTITY = {"prompt_tuning", "p_tuning", "prefix_tuning", "prefix_tuning_peft", "mam_adapter", "lst", "fourierft",
+                "c3a", "binary_adapter", "vpt", "vqt"}
+# Methods for ViT-style encoders only: checked on the tiny ViT (d=32, 2 layers, 32x32 images) instead.
+VISION_ONLY = {"vpt", "vqt"}
 # Methods that can be counted but not trained on a BERT encoder (see the method's error message).
 CANNOT_TRAIN = {"prefix_tuning_peft"}
 METHOD_NAMES = [*METHODS.names(), *VARIANTS]
@@ -38,10 +44,14 @@ MERGEABLE = [m for m in TRAINABLE if METHODS.get(m.split("/")[0]).merge is not N
 LABELS = 2
 
 
+def model_for(name):
+    return ["model=tiny-vit", "task=cifar10"] if name in VISION_ONLY else ["model=tiny"]
+
+
 def build(name, base=None):
     """(base model, model with the method): the same random base weights for every call (seed 0)."""
     method = name.split("/")[0]
-    cfg = make_cfg("model=tiny", f"method={method}", *TINY_KNOBS.get(method, []), *VARIANTS.get(name, []))
+    cfg = make_cfg(*model_for(method), f"method={method}", *TINY_KNOBS.get(method, []), *VARIANTS.get(name, []))
     torch.manual_seed(0)
     model, _, counts = build_counted(cfg, LABELS)
     return model, counts
@@ -53,8 +63,11 @@ def base_model():
     return build_counted(cfg, LABELS)[0]
 
 
-def batch(n=8, length=12, seed=1):
+def batch(n=8, length=12, seed=1, name=None):
     g = torch.Generator().manual_seed(seed)
+    if name in VISION_ONLY:
+        return {"pixel_values": torch.randn(n, 3, 32, 32, generator=g),
+                "labels": torch.randint(0, LABELS, (n,), generator=g)}
     ids = torch.randint(1000, 5000, (n, length), generator=g)
     return {"input_ids": ids, "attention_mask": torch.ones_like(ids),
             "labels": torch.randint(0, LABELS, (n,), generator=g)}
@@ -100,7 +113,7 @@ def test_loss_falls_and_frozen_tensors_do_not_change(name):
     assert counts["trainable"] > 0
     frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
     trained = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-    inputs = batch()
+    inputs = batch(name=name)
     losses = train_steps(model, inputs)
     assert min(losses[-5:]) < 0.9 * losses[0], f"{name}: loss {losses[0]:.4f} -> {losses[-5:]}"
     after = dict(model.named_parameters())
@@ -117,7 +130,7 @@ def test_full_trains_every_tensor():
 @pytest.mark.parametrize("name", MERGEABLE)
 def test_merge_keeps_the_outputs(name):
     model, counts = build(name)
-    inputs = batch()
+    inputs = batch(name=name)
     train_steps(model, inputs, steps=5)  # a non-zero update, so the merge has something to fold in
     before = logits(model, inputs)
     merged = METHODS.get(name.split("/")[0]).merge(model)
@@ -129,7 +142,7 @@ def test_merge_keeps_the_outputs(name):
 @pytest.mark.parametrize("name", TRAINABLE)
 def test_trainable_only_checkpoint_reproduces_the_outputs(name, tmp_path):
     model, _ = build(name)
-    inputs = batch()
+    inputs = batch(name=name)
     train_steps(model, inputs, steps=3)
     expected = logits(model, inputs)
     path = save_trainable(model, tmp_path / "trainable.safetensors")

@@ -19,6 +19,7 @@ EXAMPLES = {  # task -> (kind, hub id, a model of the right type)
     "piqa": ("multiple_choice", "baber/piqa", "tiny-gpt2"),
     "samsum": ("seq2seq", "knkarthick/samsum", "tiny-t5"),
     "cifar10": ("image_classification", "uoft-cs/cifar10", "tiny-vit"),
+    "esc50": ("audio_classification", None, "tiny-ast"),  # local files only (ESC-50 layout)
 }
 
 
@@ -53,8 +54,8 @@ def test_unknown_field_in_a_task_file_is_named_with_the_closest_and_the_valid_on
 
 def test_unknown_kind_lists_the_kinds():
     [message] = problems("task=gsm8k", "task.kind=generaton")
-    assert message == ("Unknown task kind 'generaton'. Did you mean 'generation'? Available: classification, "
-                       "generation, image_classification, multiple_choice, seq2seq. Set task.kind to one of them.")
+    assert message == ("Unknown task kind 'generaton'. Did you mean 'generation'? Available: audio_classification, "
+                       "classification, generation, image_classification, multiple_choice, seq2seq. Set task.kind to one of them.")
 
 
 def test_metric_of_another_kind_and_misplaced_fields_are_refused():

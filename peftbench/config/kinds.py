@@ -10,6 +10,7 @@ same way and differs in its fields:
 | multiple_choice | AutoModelForCausalLM | template, choices_field / choice_fields / choices, label_field (+ label_names) | accuracy, accuracy_norm |
 | seq2seq | AutoModelForSeq2SeqLM | template (or one text field), target_field, max_new_tokens | exact_match, rouge1, rouge2, rougel |
 | image_classification | AutoModelForImageClassification | image_field, label_field, label_names | accuracy, f1, matthews_correlation |
+| audio_classification | AutoModelForAudioClassification | audio_field, label_field, label_names | accuracy, f1, matthews_correlation |
 
 Checks: `kind_problems` (values, before the run), `check_task_file` (unknown fields, before Hydra
 composes); a template naming a column the data lacks fails when the data loads (tasks/spec.py).
@@ -46,9 +47,11 @@ KINDS = {
                     ("template", "text_fields", "target_field", "extract", "stop", "max_new_tokens")),
     "image_classification": Kind("AutoModelForImageClassification", ("accuracy", "f1", "matthews_correlation"),
                                  ("image_field",)),
+    "audio_classification": Kind("AutoModelForAudioClassification", ("accuracy", "f1", "matthews_correlation"),
+                                 ("audio_field",)),
 }
 # Kind-specific fields with a non-null default: only flagged as misplaced when changed from it.
-_DEFAULTS = {"text_fields": [], "stop": [], "max_new_tokens": 32, "image_field": "image"}
+_DEFAULTS = {"text_fields": [], "stop": [], "max_new_tokens": 32, "image_field": "image", "audio_field": "audio"}
 EXTRACT = ("number",)
 
 
@@ -84,8 +87,9 @@ def kind_problems(task) -> list[str]:
             problems.append(f"task '{name}' (multiple_choice): set exactly one of choices_field (a column of "
                             f"lists), choice_fields (one column per choice) or choices (fixed); got "
                             f"{', '.join(given) or 'none'}.")
-    if task.kind == "image_classification" and (not task.label_names or len(task.label_names) < 2):
-        problems.append(f"task '{name}' (image_classification): task.label_names must list the >= 2 classes.")
+    if task.kind in ("image_classification", "audio_classification") and (not task.label_names
+                                                                          or len(task.label_names) < 2):
+        problems.append(f"task '{name}' ({task.kind}): task.label_names must list the >= 2 classes.")
     if task.extract is not None and task.extract not in EXTRACT:
         problems.append(f"task.extract='{task.extract}': choose one of {', '.join(EXTRACT)} (or null: the "
                         "whole answer).")

@@ -56,7 +56,7 @@ class TaskConfig:
     max_eval_samples: Optional[int] = None
     sample_seed: Optional[int] = None  # the seed of the max_*_samples subsets; null: the run's seed
     # Task kinds beyond classification (peftbench/config/kinds.py documents each field).
-    kind: str = "classification"  # classification | generation | multiple_choice | seq2seq | image_classification
+    kind: str = "classification"  # classification | generation | multiple_choice | seq2seq | image_ / audio_classification
     version: Optional[str] = None  # the task definition's version, recorded in every run file
     data_files: Dict[str, str] = field(default_factory=dict)  # split -> file (in data_dir, or a path)
     template: Optional[str] = None  # prompt, e.g. "Question: {question}\nAnswer:" ({column} placeholders)
@@ -66,6 +66,7 @@ class TaskConfig:
     choice_fields: Optional[List[str]] = None  # ... or one column per choice (PIQA: sol1, sol2)
     choices: Optional[List[str]] = None  # ... or the same choices for every example (BoolQ: no, yes)
     image_field: str = "image"  # image classification: the image column (file path, bytes or array)
+    audio_field: str = "audio"  # audio classification: the audio column (.wav/.npy path, {array, sampling_rate})
     extract: Optional[str] = None  # generation: "number" compares the final number ("#### 42", else the last)
     stop: List[str] = field(default_factory=list)  # generation: cut the output at the first of these
     max_new_tokens: int = 32  # generation / seq2seq: greedy decoding stops after this many tokens

@@ -8,8 +8,8 @@ exactly the parameters that should train set to `requires_grad=True`. Knobs come
   class as knobs, under peft's own names (`lora_alpha`, `num_virtual_tokens`, ...).
 """
 
-from . import (adapter, bitfit, compacter, full, head, hydra, lofit, lst, mos, parallel_adapter,  # noqa: F401
-               peft_methods, prefix, sparse_ft, ssf, svfit)  # each registers
+from . import (adapter, binary_adapter, bitfit, compacter, full, head, hydra, lofit, lst, mos,  # noqa: F401
+               parallel_adapter, peft_methods, prefix, sparse_ft, ssf, svfit, vpt, vqt)  # each registers
 from .base import METHODS, Method
 
 __all__ = ["METHODS", "Method"]

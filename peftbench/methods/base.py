@@ -105,6 +105,7 @@ BLOCK_OUTPUTS = {
 }
 # ViT in transformers 5: attention.o_proj and mlp.fc2 (4.x: BERT's names, matched as well).
 BLOCK_OUTPUTS["vit"] = {"attention": r"attention\.(o_proj|output\.dense)$", "ffn": r"mlp\.fc2$|layer\.\d+\.output\.dense$"}
+BLOCK_OUTPUTS["audio-spectrogram-transformer"] = BLOCK_OUTPUTS["vit"]  # AST: ViT's layers over spectrogram patches
 for _alias in ("roberta", "xlm-roberta", "electra", "deberta-v2"):
     BLOCK_OUTPUTS[_alias] = BLOCK_OUTPUTS["bert"]
 for _alias in ("mistral", "qwen2", "qwen3"):
@@ -129,6 +130,15 @@ def block_outputs(model, family: str, placement, method: str) -> list[str]:
 def replace_module(model, name: str, new) -> None:
     parent, _, child = name.rpartition(".")
     setattr(model.get_submodule(parent) if parent else model, child, new)
+
+
+def task_loss(logits, labels, num_labels: int):
+    """The task head's loss for methods that bring their own head: MSE for regression, else cross-entropy."""
+    from torch.nn import functional as F
+
+    if labels is None:
+        return None
+    return F.mse_loss(logits.squeeze(-1), labels.float()) if num_labels == 1 else F.cross_entropy(logits, labels)
 
 
 def hidden_size(model) -> int:

@@ -79,6 +79,9 @@ def build_counted(cfg, num_labels: int, weights: bool = True):
     # What the run stores when it differs from what trains (prefix tuning folds its MLP away).
     change = sum(m.stored_numel_change() for m in model.modules() if hasattr(m, "stored_numel_change"))
     counts["method_stored"] = counts["method"] + change
+    stored = [m.stored_bits() for m in model.modules() if hasattr(m, "stored_bits")]  # low-bit methods
+    if stored:
+        counts["method_stored_bits"] = sum(stored)
     if counts["method"] == 0 and cfg.method.name != "head":
         raise UserError(f"method '{cfg.method.name}' found nothing to train in model '{cfg.model.name}' ({family}) "
                         f"besides the task head (e.g. bitfit on a model without biases, or target modules that "
@@ -119,6 +122,10 @@ def format_counts(cfg, num_labels: int, p: dict, note: str | None, names: bool) 
         line("trainable in all", p["trainable"], f"{p['trainable_pct']:.4f}% of base"),
         line("total now", p["total"], "base + what the method adds" if p["total"] != p["base_total"] else ""),
     ]
+    if "method_stored_bits" in p:
+        bits = p["method_stored_bits"]
+        lines.insert(3, line("method, stored bits", bits, f"{bits / 8 / 1024:.2f} KiB as stored ("
+                                                         f"{p['method'] * 4 / 1024:.2f} KiB in fp32)"))
     if names:
         lines += ["  trainable tensors:", *(f"    {n}" for n in summarize_names(p["trainable_names"]))]
     if note:

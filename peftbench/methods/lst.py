@@ -15,14 +15,13 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from ..config import MethodConfig
 from ..errors import UserError
-from .base import METHODS, Method, backbone, hidden_size
+from .base import METHODS, Method, backbone, hidden_size, task_loss
 
-ENCODERS = ("bert", "roberta", "xlm-roberta", "electra", "deberta-v2")
+ENCODERS = ("bert", "roberta", "xlm-roberta", "electra", "deberta-v2", "vit")  # ViT: image tokens, [CLS] first
 
 
 @dataclass
@@ -62,9 +61,10 @@ class LadderSideModel(nn.Module):
         self.classifier = nn.Linear(d, config.num_labels)
 
     def forward(self, input_ids=None, attention_mask=None, labels=None, **inputs):
+        given = {"input_ids": input_ids, "attention_mask": attention_mask, **inputs}  # ViT: pixel_values
         with torch.no_grad():  # no graph through the backbone: LST's memory saving
-            hidden = backbone(self.model)(input_ids=input_ids, attention_mask=attention_mask,
-                                          output_hidden_states=True, **inputs).hidden_states
+            hidden = backbone(self.model)(**{k: v for k, v in given.items() if v is not None},
+                                          output_hidden_states=True).hidden_states
         pad = None if attention_mask is None else attention_mask == 0
         h = self.down[0](hidden[0])
         for i, layer in enumerate(self.side):
@@ -72,11 +72,7 @@ class LadderSideModel(nn.Module):
             h = layer(mu * self.down[i + 1](hidden[i + 1]) + (1 - mu) * h, src_key_padding_mask=pad)
         final = hidden[-1] + self.up(h)
         logits = self.classifier(self.dropout(final[:, 0]))
-        loss = None
-        if labels is not None:
-            loss = (F.mse_loss(logits.squeeze(-1), labels.float()) if self.config.num_labels == 1
-                    else F.cross_entropy(logits, labels))
-        return SequenceClassifierOutput(loss=loss, logits=logits)
+        return SequenceClassifierOutput(loss=task_loss(logits, labels, self.config.num_labels), logits=logits)
 
 
 def build(model, knobs: LSTConfig, family: str):

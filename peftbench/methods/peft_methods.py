@@ -90,6 +90,9 @@ FALLBACK_TARGETS = {
     "LNTuningConfig": {**{f: ["LayerNorm"] for f in ("bert", "roberta", "xlm-roberta", "electra", "deberta-v2")},
                        "vit": ["layernorm_before", "layernorm_after"]},
 }
+for _table in (IA3_FALLBACK, *FALLBACK_TARGETS.values()):  # the Audio Spectrogram Transformer has ViT's layers
+    if "vit" in _table:
+        _table["audio-spectrogram-transformer"] = _table["vit"]
 
 
 def build(model, knobs: dict, family: str, class_name: str):
@@ -113,7 +116,7 @@ PROMPT_LEARNING = {"PromptTuningConfig", "PrefixTuningConfig", "PromptEncoderCon
 
 def task_type_of(model) -> str | None:
     """peft's task type for the model's class: CAUSAL_LM (GPT-2, Llama, ...), SEQ_2_SEQ_LM (T5, ...),
-    SEQ_CLS (sequence classification); None for image classifiers, which peft has no task type for."""
+    SEQ_CLS (sequence classification); None for image and audio classifiers, which peft has no task type for."""
     from transformers.models.auto import modeling_auto as auto
 
     def classes(mapping) -> set[str]:
@@ -124,7 +127,8 @@ def task_type_of(model) -> str | None:
         return "CAUSAL_LM"
     if name in classes(auto.MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES):
         return "SEQ_2_SEQ_LM"
-    if name in classes(auto.MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES):
+    if name in classes(auto.MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES) | classes(
+            auto.MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES):
         return None
     return "SEQ_CLS"
 
@@ -137,7 +141,7 @@ def _build(model, kwargs: dict, class_name: str):
         if class_name in PROMPT_LEARNING:
             raise UserError(f"{class_name.removesuffix('Config')} prepends virtual tokens to a text model's input; "
                             f"peft defines it for text task types, not for {type(model).__name__}. Use lora, "
-                            "ia3, an adapter, ssf or bitfit on image models.")
+                            "ia3, an adapter, ssf or bitfit on image and audio models.")
         if "modules_to_save" in {f.name for f in dataclasses.fields(config_class(class_name))}:
             kwargs = {"modules_to_save": list(head_modules(model)), **kwargs}
     config = config_class(class_name)(task_type=task_type, **kwargs)

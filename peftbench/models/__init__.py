@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from .kinds import load_image_processor, load_kind_model, special_ids
+from .kinds import load_feature_extractor, load_image_processor, load_kind_model, special_ids
 from .loading import check_max_length, family_of, from_pretrained, load_tokenizer, model_config, resolve_path
 
-__all__ = ["check_max_length", "family_of", "from_pretrained", "load_image_processor", "load_model", "load_tokenizer", "model_config",
-           "resolve_path", "special_ids"]
+__all__ = ["check_max_length", "family_of", "from_pretrained", "load_feature_extractor", "load_image_processor",
+           "load_model", "load_tokenizer", "model_config", "resolve_path", "special_ids"]
 
 
 def load_model(model_cfg: DictConfig, num_labels: int, weights: bool = True, kind: str = "classification",

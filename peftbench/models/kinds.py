@@ -1,6 +1,6 @@
-"""Models, tokenizers and image processors for the task kinds beyond classification: causal LMs
-(generation, multiple choice), seq2seq LMs and image classifiers, through the transformers Auto class
-each kind names (`config/kinds.py: KINDS`)."""
+"""Models, tokenizers, image processors and audio feature extractors for the task kinds beyond
+classification: causal LMs (generation, multiple choice), seq2seq LMs, image and audio classifiers,
+through the transformers Auto class each kind names (`config/kinds.py: KINDS`)."""
 
 from __future__ import annotations
 
@@ -15,11 +15,12 @@ def load_kind_model(model_cfg, num_labels: int, weights: bool, kind: str, load_k
 
     auto_name = KINDS[kind].auto_class
     auto = getattr(transformers, auto_name)
-    extra = {"num_labels": num_labels} if kind == "image_classification" else {}
+    new_head = kind in ("image_classification", "audio_classification")
+    extra = {"num_labels": num_labels} if new_head else {}
     try:
         if not weights or not model_cfg.name_or_path:
             return auto.from_config(model_config(model_cfg, **extra))
-        if kind == "image_classification":  # an ImageNet head (1000 classes) is replaced by the task's
+        if new_head:  # an ImageNet (AudioSet) head of 1000 (527) classes is replaced by the task's
             extra["ignore_mismatched_sizes"] = True
         return from_pretrained(auto, resolve_path(model_cfg.name_or_path), model_cfg.name, **extra,
                                **(load_kwargs or {}))
@@ -29,7 +30,9 @@ def load_kind_model(model_cfg, num_labels: int, weights: bool, kind: str, load_k
         fits = {"AutoModelForCausalLM": "a decoder-only model (model=tiny-gpt2, tiny-llama, or a GPT-2/Llama/"
                                         "Qwen checkpoint)",
                 "AutoModelForSeq2SeqLM": "an encoder-decoder model (model=tiny-t5, or a T5/BART checkpoint)",
-                "AutoModelForImageClassification": "an image model (model=tiny-vit, or a ViT checkpoint)"}
+                "AutoModelForImageClassification": "an image model (model=tiny-vit, or a ViT checkpoint)",
+                "AutoModelForAudioClassification": "an audio model (model=tiny-ast, or an Audio Spectrogram "
+                                                   "Transformer checkpoint)"}
         raise UserError(f"model '{model_cfg.name}' cannot be built as {auto_name}, which task kind '{kind}' "
                         f"needs. Use {fits[auto_name]}.") from exc
 
@@ -58,3 +61,18 @@ def load_image_processor(model_cfg):
     size = int((model_cfg.arch or {}).get("image_size", 224))
     processor = getattr(transformers, "ViTImageProcessorPil", None) or transformers.ViTImageProcessor
     return processor(size={"height": size, "width": size})
+
+
+def load_feature_extractor(model_cfg):
+    """The checkpoint's audio feature extractor (waveform -> normalised log-mel filterbank frames), or for
+    a random-init model an AST feature extractor at the config's mel bins and frame count (16 kHz)."""
+    source = model_cfg.tokenizer or model_cfg.name_or_path
+    if source:
+        from transformers import AutoFeatureExtractor
+
+        return from_pretrained(AutoFeatureExtractor, resolve_path(source), model_cfg.name)
+    from transformers import ASTFeatureExtractor
+
+    arch = model_cfg.arch or {}
+    return ASTFeatureExtractor(num_mel_bins=int(arch.get("num_mel_bins", 128)),
+                               max_length=int(arch.get("max_length", 1024)))

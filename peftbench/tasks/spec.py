@@ -27,18 +27,20 @@ def fill(template: str, row: dict, task: str, origin: str) -> str:
 
 def normalise(task, df, origin: str):
     """The frame a kind trains and evaluates on: generation/seq2seq `prompt`, `target`; multiple choice
-    `prompt`, `choices`, `label`; image classification `image`, `label`."""
-    needed = [task.label_field] if task.kind in ("multiple_choice", "image_classification") else []
+    `prompt`, `choices`, `label`; image classification `image`, `label`; audio classification `audio`, `label`."""
+    media = {"image_classification": ("image", task.image_field), "audio_classification": ("audio", task.audio_field)}
+    needed = [task.label_field] if task.kind in ("multiple_choice", *media) else []
     needed += [task.target_field] if task.kind in ("generation", "seq2seq") else []
     needed += list(task.choice_fields or []) + ([task.choices_field] if task.choices_field else [])
-    needed += [task.image_field] if task.kind == "image_classification" else []
-    needed += list(task.text_fields) if task.template is None and task.kind != "image_classification" else []
+    needed += [media[task.kind][1]] if task.kind in media else []
+    needed += list(task.text_fields) if task.template is None and task.kind not in media else []
     require_columns(task, df, needed, origin)
     out = pd.DataFrame(index=df.index)
     rows = df.to_dict("records")
-    if task.kind == "image_classification":
+    if task.kind in media:  # images and audio: references, read when their batch is made
         folder = Path(task.data_dir).expanduser() if task.data_dir else None
-        out["image"] = [_image_ref(v, folder) for v in df[task.image_field]]
+        column, field = media[task.kind]
+        out[column] = [_file_ref(v, folder) for v in df[field]]
         out["label"] = label_ids(df[task.label_field], list(task.label_names), task.name, origin)
         return out.reset_index(drop=True)
     if task.template is not None:
@@ -78,9 +80,9 @@ def _choice_ids(values, choices: list[list[str]], task: str, origin: str) -> lis
     return ids
 
 
-def _image_ref(value, folder: Path | None):
-    """A file path (relative to data_dir), the hub's {'bytes', 'path'} record, or an array: kept as it
-    is; the image is read when its batch is made."""
+def _file_ref(value, folder: Path | None):
+    """A file path (relative to data_dir), the hub's {'bytes', 'path'} / {'array', 'sampling_rate'}
+    record, or an array: kept as it is; the image or audio is read when its batch is made."""
     if isinstance(value, str) and folder is not None and not Path(value).is_absolute():
         return str(folder / value)
     return value

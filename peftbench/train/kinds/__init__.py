@@ -12,6 +12,7 @@ more than the training loop already passes it.
 | multiple_choice | prompt + the correct choice, loss on the choice | the log-likelihood of each choice: sum (accuracy) and per character (accuracy_norm) |
 | seq2seq | encoder: prompt; decoder labels: target + eos | greedy decoding, exact match / ROUGE |
 | image_classification | pixel values from the image processor, cross-entropy | argmax of the logits: accuracy |
+| audio_classification | input features (AST: log-mel frames) from the feature extractor, cross-entropy | argmax of the logits: accuracy |
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ from torch.utils.data import Dataset
 
 from ... import metrics
 from ...config import eval_splits
-from ...models import load_image_processor, load_tokenizer, special_ids
+from ...models import load_feature_extractor, load_image_processor, load_tokenizer, special_ids
 from ...tasks.tokenized import cached, recipe_key
 from ..batches import check_gathered, make_loader, score_labels
-from . import image, lm
+from . import audio, image, lm
 
 
 class EvalSet(Dataset):
@@ -48,14 +49,15 @@ class EvalSet(Dataset):
 def make_loaders(cfg, data):
     """(train loader, {split: (eval loader, metric suffix)}, {split: where its features came from})
     for the task's kind. Token features are cached like classification's (tasks/tokenized.py):
-    `memory`, `disk` or `miss`; images are read in each batch (`none`)."""
+    `memory`, `disk` or `miss`; images and audio are read in each batch (`none`)."""
     task, t = cfg.task, cfg.train
     max_length = cfg.model.max_length
-    if task.kind == "image_classification":
-        processor = load_image_processor(cfg.model)
-        collate = functools.partial(image.collate, processor=processor)
-        train = image.features(data.train)
-        evals = {s: EvalSet(image.features(df), functools.partial(score_labels, task=task))
+    if task.kind in ("image_classification", "audio_classification"):
+        media, processor = ((image, load_image_processor(cfg.model)) if task.kind == "image_classification"
+                            else (audio, load_feature_extractor(cfg.model)))
+        collate = functools.partial(media.collate, processor=processor)
+        train = media.features(data.train)
+        evals = {s: EvalSet(media.features(df), functools.partial(score_labels, task=task))
                  for s, df in data.evals.items()}
         return (*_loaders(train, evals, collate, collate, t, cfg.seed, task),
                 {s: "none" for s in (task.train_split, *data.evals)})
