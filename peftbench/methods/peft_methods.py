@@ -11,9 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import warnings
 
 from ..errors import UserError
 from .base import METHODS, Method, head_modules
+
+# peft calls transformers 5's deprecated `is_gradient_checkpointing` on every wrap: one FutureWarning per
+# model built, noise on every run and bench round that says nothing about the user's run
+warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
 # name -> peft config class; the YAML file of the same name sets the knobs.
 CLASSES = {

@@ -18,7 +18,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -118,7 +117,6 @@ def _close_run_file(cfg: DictConfig, run_dir: Path, status: str, type_name: str,
 def main(argv: list[str]) -> int:
     from .runner import run
 
-    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")  # peft calling transformers 5
     run_dir, error_file = Path(argv[1]), Path(argv[2])
     cfg = OmegaConf.create(json.loads(sys.stdin.read()))
     handlers = [logging.StreamHandler()]

@@ -24,12 +24,9 @@ def run_job(cfg) -> None:
     """One Hydra job: skip it if done or held by another process, else run it; print a summary, turn a
     user mistake into a clear message. In a multirun an error ends only this job (its run file says why)
     and the sweep goes on."""
-    import warnings
-
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")  # peft calling transformers 5
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
