@@ -7,12 +7,14 @@ sweeps over the same results_dir, or the same command started twice, never train
 - Stale: on this host, the holder's processes (the job and its child) are gone (a pid that now belongs to
   another program does not count: its start time is compared); on another host, the holder stopped
   refreshing the file (it touches it every `heartbeat_s`) more than `launch.stale_lock_min` ago. A
-  stale lock is taken over, and said so. The take-over renames the stale file aside first, so of two
-  processes that find the same stale lock, one takes it.
+  stale lock is taken over, and said so. One taker at a time holds a guard file (made the same way) and
+  overwrites the stale file in one step, so of several processes that find the same stale lock, one takes
+  it, and the lock file is never missing meanwhile.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -23,6 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 LOCK_NAME = "run.lock"
+GUARD_STALE_S = 60  # a take-over guard older than this was left by a taker that died half-way
 
 
 def _process_start(pid: int) -> int | None:
@@ -121,6 +124,7 @@ class RunLock:
             if self._take_over(self.holder):
                 self.say(f"peftbench: taking over the stale lock of {self.path.parent.name} "
                          f"({describe(self.holder)}): {reason}")
+                return True
         return False
 
     def stale_reason(self, holder: dict | None, mtime: float) -> str | None:
@@ -139,19 +143,27 @@ class RunLock:
         return None
 
     def _take_over(self, holder: dict | None) -> bool:
-        aside = self.path.with_name(f".{LOCK_NAME}.stale.{self.token}")
+        """Replace the stale lock `holder` with ours; True if this process now holds the lock. One taker at a
+        time (a guard file made with link()), and the lock file is overwritten in one step (os.replace), never
+        moved away: a lock file that is missing even for a moment lets a third process in beside the taker."""
+        guard = self.path.with_name(f".{LOCK_NAME}.takeover")
+        mine = guard.with_name(f"{guard.name}.{self.token}")
+        mine.write_text(self.token + "\n")
         try:
-            os.rename(self.path, aside)
-        except FileNotFoundError:
+            os.link(mine, guard)
+        except FileExistsError:
+            with contextlib.suppress(FileNotFoundError):
+                if time.time() - guard.stat().st_mtime > GUARD_STALE_S:  # a taker died half-way: clear it
+                    guard.unlink()
             return False
-        moved = self._read(aside)
-        if (moved or {}).get("token") != (holder or {}).get("token"):  # a fresh lock came meanwhile: put it back
-            try:
-                os.link(aside, self.path)
-            except FileExistsError:
-                pass
-        aside.unlink(missing_ok=True)
-        return moved == holder
+        finally:
+            mine.unlink(missing_ok=True)
+        try:
+            if self._read(self.path) != holder:  # taken over or released meanwhile
+                return False
+            return self._write(self.path, replace=True)
+        finally:
+            guard.unlink(missing_ok=True)
 
     def _write(self, path: Path, replace: bool) -> bool:
         """Write the lock record: in one step (link, fails if the lock exists), or over our own lock."""
