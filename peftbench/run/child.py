@@ -9,7 +9,6 @@ the signal) and the sweep goes on. A mistake in the command comes back as a User
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -17,7 +16,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from .. import runfile
 from ..errors import UserError
+from .runner import sigterm_raises  # SIGTERM while waiting for the child: runner.Stopped, as in an inline run
 
 KILLED_BY = {signal.SIGKILL: "killed", signal.SIGTERM: "killed", signal.SIGINT: "killed"}  # else failed
 
@@ -47,7 +46,7 @@ def run_in_child(cfg: DictConfig, run_dir: Path, threads: int, on_start=lambda p
                                 stdin=subprocess.PIPE, env=env)
         on_start(proc.pid)
         try:
-            with _sigterm_raises():
+            with sigterm_raises():
                 proc.stdin.write(config.encode())
                 proc.stdin.close()
                 code = proc.wait()
@@ -67,28 +66,6 @@ def run_in_child(cfg: DictConfig, run_dir: Path, threads: int, on_start=lambda p
                + (" (SIGKILL: the OOM killer, or kill -9)" if code == -signal.SIGKILL else ""))
     _close_run_file(cfg, run_dir, status, name, message)
     raise RunFailed(name, message, status)
-
-
-class Stopped(BaseException):
-    """SIGTERM reached the job while its child ran: the child is stopped (its run file ends `killed`)."""
-
-
-@contextlib.contextmanager
-def _sigterm_raises():
-    """While waiting for the child, SIGTERM to this process raises Stopped (unless someone else handles it)."""
-    if threading.current_thread() is not threading.main_thread() or \
-            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-        yield
-        return
-
-    def stop(signum, frame):
-        raise Stopped("stopped by SIGTERM; run the same command again to resume from the last checkpoint")
-
-    signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _stop(proc: subprocess.Popen) -> None:

@@ -84,7 +84,7 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict:
         runfile.write_atomic(path, record)
     started, write = time.perf_counter(), True
     try:
-        with _sigterm_raises():
+        with sigterm_raises():
             _execute(cfg, record, on_train=lambda: training.append(True))
         record["status"] = "ok"
     except BaseException as exc:  # Ctrl-C and SIGTERM too: the run file says how the run ended
@@ -157,7 +157,7 @@ def _move_other_config_run(run_dir: Path, key: str) -> Path | None:
 
 
 @contextlib.contextmanager
-def _sigterm_raises():
+def sigterm_raises():
     """Turn SIGTERM into `Stopped` while the run goes on, unless someone else handles it (submitit does)."""
     if threading.current_thread() is not threading.main_thread() or \
             signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
