@@ -191,6 +191,7 @@ def params_command(argv: list[str]) -> int:
     import json
 
     from .methods.counting import build_offline, format_counts
+    from .methods.hooks import hooks_of
 
     if any(a in ("-h", "--help") for a in argv):
         print(PARAMS_USAGE)
@@ -212,7 +213,7 @@ def params_command(argv: list[str]) -> int:
     cfg = compose(overrides)
     num_labels = labels or (len(cfg.task.label_names) if cfg.task.label_names else 1)
     model, knobs, p = build_offline(cfg, num_labels)
-    note = getattr(model, "peftbench_cannot_train", None)
+    note = hooks_of(model).cannot_train
     if flags["--json"]:
         print(json.dumps({"model": cfg.model.name, "method": cfg.method.name, "num_labels": num_labels,
                           "cannot_train": note, **p}, indent=2))

@@ -281,7 +281,6 @@ def profile(args) -> None:
     from tqdm.auto import tqdm
 
     from peftbench.methods.counting import build_counted
-    from peftbench.train.loop import _cache_accelerate_lookups
     from peftbench.train.measure import StepTimer
 
     fast = argparse.Namespace(**{**vars(args), "model": FAST["model"], "batch": FAST["batch"]})
@@ -290,7 +289,6 @@ def profile(args) -> None:
     model = build_counted(cfg, num_labels)[0]
     params = [p for p in model.parameters() if p.requires_grad]
     accelerator = Accelerator(cpu=True)
-    _cache_accelerate_lookups()
     model, optimizer, shard = accelerator.prepare(model, torch.optim.AdamW(params, lr=1e-6, fused=True),
                                                   loader)
     batch = next(iter(shard))

@@ -8,6 +8,7 @@ from conftest import make_cfg
 from peftbench.errors import UserError
 from peftbench.methods import METHODS
 from peftbench.methods.counting import build_counted
+from peftbench.methods.hooks import hooks_of
 from test_method_invariants import TINY_KNOBS
 
 FAMILIES = ["tiny-gpt2", "tiny-llama", "tiny-t5"]
@@ -42,7 +43,7 @@ def _step(name, model_name):
     cfg = make_cfg(f"model={model_name}", f"method={name}", *TINY_KNOBS.get(name, []))
     torch.manual_seed(0)
     model, _, counts = build_counted(cfg, 2)
-    cannot = getattr(model, "peftbench_cannot_train", None)
+    cannot = hooks_of(model).cannot_train
     if cannot:
         return "cannot_train", cannot
     ids = torch.randint(1000, 5000, (2, 8))

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from conftest import TINY, make_cfg
+from peftbench.methods import METHODS
 from peftbench.methods.counting import build_counted
 from peftbench.run.runner import run
 from peftbench.train.inference import merge
@@ -22,11 +23,21 @@ def test_lora_run_records_latency_unmerged_and_merged(tmp_path):
     assert record["artifacts"]["trainable_weights_bytes"] > 0  # saved before the merge
 
 
+@pytest.mark.parametrize("method", ["ssf", "sparse_ft"])
+def test_methods_written_here_that_merge_record_merged_latency(tmp_path, method):
+    """Method.merge is what inference uses: an in-house merge gets merged latency too."""
+    record = run(make_cfg(*COST, f"method={method}"), tmp_path)
+    inf = record["inference"]
+    assert inf["merge"] == "merge" and set(inf["merged_ms_per_example"]) == {"batch_1", "eval_batch"}
+    assert all(v > 0 for v in inf["merged_ms_per_example"].values())
+    assert inf["merged_max_abs_diff"] < 1e-4
+
+
 @pytest.mark.parametrize("method", ["adapter_houlsby", "prompt_tuning"])
 def test_methods_that_do_not_merge_say_why(tmp_path, method):
     record = run(make_cfg(*COST, f"method={method}"), tmp_path)
     inf = record["inference"]
-    assert "no merge_and_unload" in inf["merge"] and inf["merged_ms_per_example"] is None
+    assert "registers no Method.merge" in inf["merge"] and inf["merged_ms_per_example"] is None
     assert inf["unmerged_ms_per_example"]["batch_1"] > 0
 
 
@@ -46,7 +57,7 @@ def test_merged_model_outputs_equal_unmerged(method):
         base = model.get_base_model()
         with model.disable_adapter():
             plain = model(**batch).logits
-        merged, reason = merge(model)
+        merged, reason = merge(model, METHODS.get(method))
         after = merged(**batch).logits
     assert reason is None and merged is base and not hasattr(merged, "peft_config")
     assert not torch.allclose(before, plain, atol=1e-3)  # the adapter changes the output ...

@@ -12,6 +12,7 @@ from peftbench.train.kinds import lm
 from peftbench.methods.peft_methods import task_type_of
 from peftbench.models import load_tokenizer
 from peftbench.methods.counting import build_counted
+from peftbench.methods.hooks import hooks_of
 from test_method_invariants import TINY_KNOBS
 
 KINDS = {"tiny-gpt2": "gsm8k", "tiny-llama": "gsm8k", "tiny-t5": "samsum", "tiny-vit": "cifar10"}
@@ -46,7 +47,7 @@ def test_method_on_kind(method, model_name):
             build_counted(cfg, 10)
         return
     model, _, counts = build_counted(cfg, 10)
-    assert not getattr(model, "peftbench_cannot_train", None)
+    assert not hooks_of(model).cannot_train
     batch = _batch(model_name)
     loss = model(**batch).loss
     loss.backward()

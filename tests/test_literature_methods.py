@@ -12,6 +12,7 @@ from conftest import TINY, make_cfg
 from peftbench.errors import UserError
 from peftbench.methods.counting import build_counted
 from peftbench.train.checkpoint import load_trainable, save_trainable, trainable_state
+from peftbench.methods.hooks import hooks_of
 from test_method_invariants import batch, build, logits, train_steps
 
 
@@ -22,7 +23,7 @@ def test_prefix_fold_keeps_outputs_and_stores_only_the_prefixes(tmp_path):
     inputs = batch()
     train_steps(model, inputs, steps=3)
     before = logits(model, inputs)
-    model.peftbench_fold(model)
+    hooks_of(model).fold(model)
     torch.testing.assert_close(logits(model, inputs), before)
     path = save_trainable(model, tmp_path / "t.safetensors")
     stored = load_file(str(path))
@@ -42,8 +43,8 @@ def test_prefix_ignores_padding_and_agrees_with_eager_attention():
     torch.testing.assert_close(sdpa, logits(model, short), atol=1e-5, rtol=1e-4)  # pad tokens stay masked
     model.config._attn_implementation = "eager"  # the model's mask becomes additive; each layer's call eager
     for module in model.modules():
-        if hasattr(module, "peftbench_attention"):
-            module.peftbench_attention = "eager"
+        if hasattr(module, "prefix_inner_attention"):
+            module.prefix_inner_attention = "eager"
     torch.testing.assert_close(logits(model, padded), sdpa, atol=1e-5, rtol=1e-4)
 
 

@@ -9,6 +9,7 @@ from peftbench.errors import UserError
 from peftbench.methods import METHODS
 from peftbench.methods.counting import build_counted, build_offline
 from peftbench.train.checkpoint import load_trainable, save_trainable
+from peftbench.methods.hooks import hooks_of
 
 KNOBS = ("method.top_k=2", "method.select_steps=3", "method.l1_lambda=0.01")
 
@@ -35,7 +36,7 @@ def train(model, steps):
     for step in range(steps):
         model(**batch()).loss.backward()
         optimizer.step()
-        model.peftbench_after_step(step)
+        hooks_of(model).after_step(step)
         optimizer.zero_grad()
 
 
@@ -47,9 +48,9 @@ def test_selects_the_heads_with_the_largest_scaling_norm_after_stage_one():
         state.scale[1, 0] = 0.5  # layer 1, head 0: global head 2
         state.scale[0, 1] = -0.3  # layer 0, head 1: global head 1
         state.scale[0, 0] = 0.1
-    model.peftbench_after_step(1)
+    hooks_of(model).after_step(1)
     assert int(state.stage) == 0
-    model.peftbench_after_step(2)  # the third step ends stage 1
+    hooks_of(model).after_step(2)  # the third step ends stage 1
     assert int(state.stage) == 1 and state.selected.tolist() == [1, 2]
 
 

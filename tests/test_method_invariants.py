@@ -9,6 +9,7 @@ from conftest import make_cfg
 from peftbench.train.checkpoint import load_trainable, save_trainable
 from peftbench.methods import METHODS
 from peftbench.methods.counting import build_counted
+from peftbench.methods.hooks import ATTRIBUTE, hooks_of
 
 # Knobs that fit a d=32 model (the YAML defaults are sized for base models: d=768).
 TINY_KNOBS = {
@@ -83,9 +84,10 @@ def train_steps(model, inputs, steps=30, lr=1e-2):
     """Full-batch AdamW on one batch; returns the losses. AdaLoRA's rank allocator runs as in `fit`."""
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    after_step = getattr(model, "peftbench_after_step", None)
-    if hasattr(model, "peftbench_bind_optimizer"):
-        model.peftbench_bind_optimizer(optimizer)
+    hooks = hooks_of(model)
+    after_step = hooks.after_step
+    if hooks.bind_optimizer is not None:
+        hooks.bind_optimizer(optimizer)
     losses = []
     model.train()
     torch.manual_seed(2)
@@ -164,3 +166,12 @@ def test_build_is_deterministic():
     """The checks above compare separately built models: the same seed must give the same weights."""
     inputs = batch()
     assert torch.equal(logits(build("lora")[0], inputs), logits(build("lora")[0], inputs))
+
+
+@pytest.mark.parametrize("name", METHOD_NAMES)
+def test_method_sets_only_declared_hooks(name):
+    """What a method sets on the model for the run goes through methods/hooks.py (ModelHooks), nothing else."""
+    model, _ = build(name)
+    stray = [f"{m}.{a}" for m, module in model.named_modules() for a in vars(module)
+             if a.startswith("peftbench_") and a != ATTRIBUTE]
+    assert not stray, f"{name} sets undeclared hooks: {stray}"

@@ -12,7 +12,7 @@ from peftbench.methods import METHODS
 from peftbench.methods.counting import build_counted
 from peftbench.metrics import METRICS
 from peftbench.run.runner import run
-from peftbench.run.sweep import find_init_run
+from peftbench.pipeline.init_from import find_init_run
 from peftbench.train.checkpoint import load_initial
 
 # 96 training examples at batch 32: 3 optimizer steps per epoch, 2 epochs.

@@ -10,6 +10,7 @@ from conftest import make_cfg
 from peftbench.errors import UserError
 from peftbench.methods.counting import build_counted, build_offline
 from peftbench.methods.sparse_ft import SparseDelta
+from peftbench.methods.hooks import hooks_of
 
 QUERY = "bert.encoder.layer.0.attention.self.query"
 
@@ -77,7 +78,7 @@ def test_spiel_drops_the_smallest_deltas_and_grows_where_gradients_are_largest()
     model, _, counts = build("method.mask=spiel", "method.density=0.1", "method.spiel_every=2", "method.spiel_drop=0.25")
     delta = model.get_submodule(QUERY).parametrizations.weight[0]
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
-    model.peftbench_bind_optimizer(optimizer)
+    hooks_of(model).bind_optimizer(optimizer)
     ids = torch.randint(1000, 5000, (8, 12), generator=torch.Generator().manual_seed(1))
     batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": torch.arange(8) % 2}
     before = None
@@ -86,7 +87,7 @@ def test_spiel_drops_the_smallest_deltas_and_grows_where_gradients_are_largest()
         optimizer.step()
         if step == 1:  # what the update will look at
             before = (delta.index.clone(), delta.delta.detach().clone(), delta.grad_sum.clone())
-        model.peftbench_after_step(step)
+        hooks_of(model).after_step(step)
         optimizer.zero_grad()
     index, values, grads = before
     n = int(0.25 * values.numel())

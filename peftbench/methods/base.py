@@ -1,5 +1,6 @@
 """What every method shares: the `Method` record, the `METHODS` registry, and the helpers methods use
-to find the task head, the backbone and the places in a transformer block where they hook in."""
+to find the task head, the backbone and the places in a transformer block where they hook in. What a
+method may provide to the run, and where the run calls it, is listed in methods/hooks.py."""
 
 from __future__ import annotations
 
@@ -14,17 +15,23 @@ from omegaconf import DictConfig, OmegaConf
 from ..config import MethodConfig
 from ..errors import Registry, UserError
 
-COMMON = ("name", "default_lr")
-
-
 @dataclass(frozen=True)
 class Method:
-    build: Callable  # (model, knobs, family) -> model
+    """One method: how to build it, its knobs, and how it folds into the base weights. Per-model hooks
+    for the training loop (after_step, bind_optimizer, fold, cannot_train) are `ModelHooks`, attached
+    by `build` to the model it returns (methods/hooks.py)."""
+
+    build: Callable  # (model, knobs, family) -> model with exactly the parameters that train unfrozen
     knobs: type = MethodConfig  # the knobs dataclass (methods written here)
     valid_keys: Callable | None = None  # () -> knob names, for methods whose knobs are not a dataclass
     checks: tuple = ()  # (key, predicate, requirement) value checks for valid_keys methods
     types: Callable | None = None  # () -> {knob: type}, checked before `checks` (valid_keys methods)
-    merge: Callable | None = None  # (model) -> model with the method folded into the base weights
+    # (model) -> model with the method folded into the base weights, in place, the same outputs: what
+    # train/inference.py times as "merged" (None: the method keeps its own modules at inference)
+    merge: Callable | None = None
+    # (model, merged: bool) -> None: fold into the weights and back out again, in place (peft's
+    # merge_adapter / unmerge_adapter), so inference can alternate unmerged and merged rounds
+    toggle: Callable | None = None
 
     def check(self, node: DictConfig):
         """(knobs, problems): every unknown key and bad value, each message naming the key."""

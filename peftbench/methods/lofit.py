@@ -25,6 +25,7 @@ from torch import nn
 from ..config import MethodConfig
 from ..errors import UserError
 from .base import METHODS, Method, backbone, block_outputs, head_names, replace_module, train_only
+from .hooks import attach_hooks
 
 
 @dataclass
@@ -117,7 +118,7 @@ def build(model, knobs: LoFiTConfig, family: str):
         if int(state.stage) == 0 and step + 1 >= knobs.select_steps:
             state.select()
 
-    model.peftbench_after_step = after_step
+    attach_hooks(model, after_step=after_step)
     return train_only(model, lambda n: ".lofit." in n or n in head)
 
 
@@ -136,7 +137,7 @@ def merge(model):
             inner.bias += weight @ state.layer_offset(module.layer)
         replace_module(model, name, inner)
     del backbone(model).lofit
-    model.peftbench_after_step = None
+    attach_hooks(model, after_step=None)
     return model
 
 

@@ -15,6 +15,7 @@ import warnings
 
 from ..errors import UserError
 from .base import METHODS, Method, head_modules
+from .hooks import attach_hooks
 
 # peft calls transformers 5's deprecated `is_gradient_checkpointing` on every wrap: one FutureWarning per
 # model built, noise on every run and bench round that says nothing about the user's run
@@ -152,13 +153,13 @@ def _build(model, kwargs: dict, class_name: str):
     config = config_class(class_name)(task_type=task_type, **kwargs)
     model = peft.get_peft_model(model, config)
     if class_name == "AdaLoraConfig":  # AdaLoRA reallocates ranks during training, after each step
-        model.peftbench_after_step = model.base_model.update_and_allocate
+        attach_hooks(model, after_step=model.base_model.update_and_allocate)
     if class_name == "PrefixTuningConfig" and task_type == "SEQ_CLS" and not _takes_past_key_values(model):
         # Counting parameters still works; training would fail inside peft at the first step.
-        model.peftbench_cannot_train = (
+        attach_hooks(model, cannot_train=(
             f"prefix tuning feeds the prefix as past_key_values, which {type(model.base_model).__name__} "
             "(transformers " + _version("transformers") + ") does not accept. Use method=prefix_tuning "
-            "(written here, for encoders), method=p_tuning or method=prompt_tuning on this model.")
+            "(written here, for encoders), method=p_tuning or method=prompt_tuning on this model."))
     return model
 
 
@@ -179,13 +180,20 @@ def _version(package: str) -> str:
     return version(package)
 
 
-def merge(model):
+def merge_and_unload(model):
     """Fold the adapter into the base weights (peft's merge_and_unload): same outputs, no extra modules."""
     return model.merge_and_unload()
 
 
+def toggle(model, merged: bool) -> None:
+    """Fold the adapter into the base weights and back out (peft's merge_adapter / unmerge_adapter)."""
+    model.merge_adapter() if merged else model.unmerge_adapter()
+
+
 for _name, _cls in CLASSES.items():
+    _merges = _name in MERGEABLE
     METHODS.register(_name, Method(
         build=functools.partial(build, class_name=_cls), valid_keys=functools.partial(knob_names, _cls),
-        types=functools.partial(knob_types, _cls), checks=CHECKS, merge=merge if _name in MERGEABLE else None))
+        types=functools.partial(knob_types, _cls), checks=CHECKS, merge=merge_and_unload if _merges else None,
+        toggle=toggle if _merges else None))
 

@@ -28,6 +28,7 @@ from torch import nn
 from ..config import MethodConfig
 from ..errors import UserError
 from .base import METHODS, Method, backbone, head_names, hidden_size, train_only
+from .hooks import attach_hooks
 
 IMPLEMENTATION = "peftbench_prefix"
 # The self-attention modules (those that call the attention interface) per encoder family.
@@ -107,13 +108,13 @@ def prefix_attention(module, query, key, value, attention_mask, **kwargs):
     """Prepend the layer's prefixes to keys and values; every query may attend to them."""
     from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
-    k, v = module.peftbench_prefix(query.shape[0])
+    k, v = module.prefix_source(query.shape[0])
     key, value = torch.cat([k.to(key.dtype), key], dim=2), torch.cat([v.to(value.dtype), value], dim=2)
     if attention_mask is not None:  # bool (True = attend) or additive float (0 = attend)
         open_ = torch.ones if attention_mask.dtype == torch.bool else torch.zeros
         pad = open_(*attention_mask.shape[:-1], k.shape[2], dtype=attention_mask.dtype, device=attention_mask.device)
         attention_mask = torch.cat([pad, attention_mask], dim=-1)
-    inner = ALL_ATTENTION_FUNCTIONS.get_interface(module.peftbench_attention, None)
+    inner = ALL_ATTENTION_FUNCTIONS.get_interface(module.prefix_inner_attention, None)
     if inner is None:  # "eager": the model's own module-level function
         import sys
 
@@ -191,11 +192,11 @@ def add_prefixes(model, family: str, knobs) -> PrefixEncoder:
         if family == "deberta-v2":
             _DebertaPrefix(module, _LayerPrefix(encoder, index))
             continue
-        module.peftbench_attention = module.config._attn_implementation
+        module.prefix_inner_attention = module.config._attn_implementation
         module.config = copy.copy(module.config)  # this layer alone calls prefix_attention
         module.config._attn_implementation = IMPLEMENTATION
-        module.peftbench_prefix = _LayerPrefix(encoder, index)
-    model.peftbench_fold = fold_prefix
+        module.prefix_source = _LayerPrefix(encoder, index)
+    attach_hooks(model, fold=fold_prefix)
     return encoder
 
 

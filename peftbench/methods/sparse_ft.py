@@ -35,6 +35,7 @@ from torch.nn.utils import parametrize
 from ..config import MethodConfig
 from ..errors import UserError
 from .base import METHODS, Method, backbone, head_names, train_only
+from .hooks import attach_hooks
 
 MASKS = ("magnitude", "random", "pafi", "lift", "lt_sft", "spiel")
 
@@ -160,8 +161,8 @@ def build(model, knobs: SparseFTConfig, family: str):
 
 
 def attach_spiel(model, deltas: list, knobs: SparseFTConfig) -> None:
-    """The loop calls `peftbench_bind_optimizer(optimizer)` once and `peftbench_after_step(step)` after
-    each optimizer step (step = steps done before it)."""
+    """SpIEL's hooks (methods/hooks.py): the loop binds the optimizer once, then calls `after_step(step)`
+    after each optimizer step (step = steps done before it)."""
     bound = {}
 
     def after_step(step: int) -> None:
@@ -172,8 +173,8 @@ def attach_spiel(model, deltas: list, knobs: SparseFTConfig) -> None:
             state = optimizer.state.get(delta.delta) if optimizer is not None else None
             delta.drop_and_grow(knobs.spiel_drop, state)
 
-    model.peftbench_bind_optimizer = lambda optimizer: bound.__setitem__("optimizer", optimizer)
-    model.peftbench_after_step = after_step
+    attach_hooks(model, bind_optimizer=lambda optimizer: bound.__setitem__("optimizer", optimizer),
+                 after_step=after_step)
 
 
 def merge(model):

@@ -1,4 +1,5 @@
-"""`run(cfg, run_dir)`: one model x method x task x hardware run, start to run file.
+"""`run(cfg, run_dir)`: one model x method x task x hardware run, start to run file: the run file's
+lifecycle around the run's stages (peftbench/pipeline).
 
 A plain function (no Hydra inside), so tests and scripts call it with a composed config. A run file
 is written when the run starts (`running`) and when it ends: `ok` with the results, `failed` with the
@@ -23,12 +24,12 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from .. import runfile
-from . import launch, threads
-from ..train.checkpoint import CHECKPOINTS
-from ..config import apply_per_task, check_config, eval_splits, raise_problems
+from ..config import apply_per_task
 from ..errors import UserError
-from ..methods.counting import build_counted, summarize_names
-from .sweep import config_hash, find_init_run
+from ..pipeline import cuda_available, execute, is_main_process, no_cuda, process_state
+from ..train.checkpoint import CHECKPOINTS
+from . import launch, threads
+from .sweep import config_hash
 
 log = logging.getLogger("peftbench")
 
@@ -62,22 +63,19 @@ class Stopped(BaseException):
         self.exit_status = 128 + signum
 
 
-_TRAINED_IN_THIS_PROCESS = [0]  # runs that trained before this one in this Python process
-
-
 def run(cfg: DictConfig, run_dir: str | Path) -> dict:
     run_dir = Path(run_dir)
     if launch.needs_processes(cfg):
-        if cfg.hardware.device == "cuda" and not _cuda_available():
-            raise _no_cuda(cfg.hardware)  # once here, not once per process inside torch elastic's tracebacks
+        if cfg.hardware.device == "cuda" and not cuda_available():
+            raise no_cuda(cfg.hardware)  # once here, not once per process inside torch elastic's tracebacks
         return launch.run_processes(cfg, run_dir, process_entry)
     threads.apply(threads.resolve(cfg.hardware.get("threads", "auto"), cfg.hardware.num_processes))
     record = new_record(cfg, run_dir)
-    _process_state(cfg.hardware)
+    process_state(cfg.hardware)
     apply_per_task(cfg)  # a no-op after run.job applied it (it empties per_task); here for direct calls
     existed, previous, aside, training = run_dir.exists(), None, None, []
     path = run_dir / runfile.FILE_NAME
-    if _is_main_process():
+    if is_main_process():
         aside = _move_other_config_run(run_dir, record["config_hash"])
         path = record_path(run_dir)  # rerun/run.json while run.json holds an ok run
         previous = runfile.read(path)
@@ -85,12 +83,12 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict:
     started, write = time.perf_counter(), True
     try:
         with sigterm_raises():
-            _execute(cfg, record, on_train=lambda: training.append(True))
+            execute(cfg, record, on_train=lambda: training.append(True))
         record["status"] = "ok"
     except BaseException as exc:  # Ctrl-C and SIGTERM too: the run file says how the run ended
         if isinstance(exc, UserError) and not training:  # a mistake in the command: no run file (README, "Run files")
             write = False
-            if _is_main_process():
+            if is_main_process():
                 _undo_start(run_dir, path, existed, previous, aside)
         record["status"] = "failed" if isinstance(exc, Exception) else "killed"
         record["error"] = {"type": type(exc).__name__, "message": str(exc), "traceback": traceback.format_exc()}
@@ -98,7 +96,7 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict:
     finally:
         record["finished_at"] = _now()
         record["timing"]["total_s"] = round(time.perf_counter() - started, 3)
-        if _is_main_process() and write:
+        if is_main_process() and write:
             if record["status"] == "ok":  # a re-run that succeeded replaces the earlier ok run file
                 path = run_dir / runfile.FILE_NAME
                 shutil.rmtree(run_dir / runfile.RERUN_DIR, ignore_errors=True)
@@ -179,194 +177,3 @@ def process_entry(config: dict, run_dir: str) -> None:
     if os.environ.get("RANK") == "0":
         logging.basicConfig(level=logging.INFO, format="[%(asctime)s %(levelname)s] %(message)s", datefmt="%H:%M:%S")
     run(OmegaConf.create(config), run_dir)
-
-
-def _process_state(hw):
-    """accelerate's process state, made first with the device the run asks for: the first one made fixes
-    the backend for the process, and one made without `cpu=True` on a machine without CUDA would make
-    each process of a multi-process CPU run a lone process instead of a gloo group."""
-    from accelerate import PartialState
-
-    return PartialState(cpu=_on_cpu(hw))
-
-
-def _cuda_available() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
-
-
-def _no_cuda(hw) -> UserError:
-    import torch
-
-    return UserError(f"hardware={hw.name} (hardware.device=cuda): torch {torch.__version__} sees no CUDA device here. "
-                     "Use hardware=cpu or hardware=auto, or install a CUDA build of torch (README, GPU users).")
-
-
-def _on_cpu(hw) -> bool:
-    import torch
-
-    return hw.device == "cpu" or (hw.device == "auto" and not torch.cuda.is_available())
-
-
-def _is_main_process() -> bool:
-    from accelerate import PartialState
-
-    return PartialState().is_main_process
-
-
-def throughput(result) -> dict:
-    """The run file's `throughput`: the window after warm-up (README.md, "Measurement") and evaluation."""
-    m = result.measured
-    seconds = m["seconds"]
-
-    def rate(n):
-        return round(n / seconds, 3) if seconds else None
-
-    # images have no tokens: no tokens/s rather than 0
-    return {"train_samples_per_s": rate(m["samples"]),
-            "train_tokens_per_s": rate(m["tokens"]) if m.get("padded_tokens") else None,
-            "train_s_per_step": round(seconds / m["steps"], 6) if m["steps"] else None,
-            "train_samples": result.samples, "train_tokens": result.tokens, "steps": result.steps,
-            "window": {k: round(v, 6) if isinstance(v, float) else v for k, v in m.items()},
-            "eval_samples_per_s": round(result.eval_examples / result.eval_seconds, 3) if result.eval_seconds else None,
-            "eval_s_per_eval": round(result.eval_seconds / result.eval_runs, 3) if result.eval_runs else None,
-            "measured": "optimizer steps after the warm-up, evaluation and checkpoints excluded; "
-                        "tokens exclude padding"}
-
-
-def _execute(cfg: DictConfig, record: dict, on_train=lambda: None) -> None:
-    """Check, load, build, train, measure; `on_train()` is called when training begins (before it, a
-    UserError is a mistake in the command and leaves no run file)."""
-    import torch
-    from accelerate import Accelerator
-    from accelerate.utils import set_seed
-
-    from ..train.measure import PeakMemory, check_busy_gpu
-    from ..methods import METHODS
-    from ..metrics import METRICS
-    from ..models import check_max_length, load_tokenizer
-    from ..tasks import load_task
-    from ..tasks.tokenized import tokenize
-    from ..train import fit, make_loader
-
-    _, problems = check_config(cfg, METHODS.get(cfg.method.name), METRICS.names())
-    raise_problems(problems)
-    hw, t, task = cfg.hardware, cfg.train, cfg.task
-    if task.kind != "image_classification":
-        check_max_length(cfg.model)
-    from accelerate.state import AcceleratorState
-
-    # accelerate keeps one state per process and refuses another precision: a run of another precision earlier
-    # in this process (a multirun over hardware.mixed_precision, a test session) would stop this one
-    if AcceleratorState._shared_state.get("_mixed_precision", hw.mixed_precision) != hw.mixed_precision:
-        AcceleratorState._reset_state()
-    from ..train import trackers
-
-    accelerator = Accelerator(cpu=_on_cpu(hw), mixed_precision=hw.mixed_precision,
-                              gradient_accumulation_steps=t.grad_accum,
-                              **trackers.accelerator_kwargs(t.log_with, record["run_dir"]))
-    if hw.device == "cuda" and accelerator.device.type != "cuda":
-        raise _no_cuda(hw)
-    if hw.mixed_precision != "no" and not accelerator.native_amp:  # accelerate would run fp32 without a word
-        raise UserError(f"hardware.mixed_precision={hw.mixed_precision}: no autocast to it on {accelerator.device.type} "
-                        "(fp16 needs a CUDA GPU). On CPU use hardware.mixed_precision=bf16 or no.")
-    busy = check_busy_gpu(accelerator.device, hw.busy_gpu)  # before this run allocates anything on the GPU
-    set_seed(cfg.seed)
-
-    data = load_task(task, seed=cfg.seed, data_root=cfg.data_root)
-    record["data"] = {"source": data.source, "train_examples": len(data.train),
-                      "eval_examples": {s: len(df) for s, df in data.evals.items()}, **record["data"]}
-    log.info("task %s from %s: %d train, %s eval examples", task.name, data.source, len(data.train),
-             record["data"]["eval_examples"])
-    if task.kind == "classification":  # the other kinds load their tokenizer or image processor in kinds/
-        tokenizer = load_tokenizer(cfg.model)
-    model, _, record["params"] = build_counted(cfg, data.num_labels)
-    family = record["params"]["family"]
-    if t.init_from:
-        from ..train.checkpoint import load_initial
-
-        record["init_from"] = load_initial(model, find_init_run(cfg), record["params"]["head_modules"])
-        log.info("started from %s (%d tensors; task head %s new)", record["init_from"]["run_dir"],
-                 record["init_from"]["tensors"], ", ".join(record["init_from"]["skipped_head"]) or "none")
-    if getattr(model, "peftbench_cannot_train", None):
-        raise UserError(f"method {cfg.method.name} on model {cfg.model.name}: {model.peftbench_cannot_train}")
-    if t.gradient_checkpointing:
-        from ..train.grad_checkpointing import enable_gradient_checkpointing
-
-        enable_gradient_checkpointing(model, cfg.method.name)
-    p = record["params"]
-    log.info("method %s on %s (%s): %s of %s parameters train (%.4f%%; method %s, head %s):\n  %s",
-             cfg.method.name, cfg.model.name, family, f"{p['trainable']:,}", f"{p['base_total']:,}",
-             p["trainable_pct"], f"{p['method']:,}", f"{p['head']:,}",
-             "\n  ".join(summarize_names(p["trainable_names"])))
-
-    began, cache = time.perf_counter(), {}
-
-    def features(split, df):  # tokenised once per task x tokenizer x max_length (tasks/tokenized.py)
-        out, cache[split] = tokenize(df, tokenizer, task.text_fields, cfg.model.max_length, cfg.cache_dir)
-        return out
-
-    suffixes = eval_splits(task)
-    if task.kind != "classification":  # generation, multiple choice, seq2seq, images: peftbench/kinds
-        from ..train.kinds import make_loaders
-
-        train_loader, eval_loaders, cache = make_loaders(cfg, data)
-    else:
-        train_loader = make_loader(features(task.train_split, data.train), tokenizer, t.batch_size, shuffle=True,
-                                   seed=cfg.seed)
-        eval_loaders = {s: (make_loader(features(s, df), tokenizer, t.eval_batch_size, False, cfg.seed),
-                            suffixes[s]) for s, df in data.evals.items()}
-    record["data"]["tokenized"] = {"seconds": round(time.perf_counter() - began, 3), "cache": cache}
-    main_key = task.main_metric + next(iter(suffixes.values()))  # the first eval split's main metric
-    best_metric = t.metric_for_best or main_key
-
-    forgetting = None
-    if t.forgetting:  # general-text loss of the base model, before training (train/forgetting.py)
-        from ..train.forgetting import Forgetting
-
-        forgetting = Forgetting(cfg, accelerator)
-        forgetting.before(model)
-    on_train()
-    runs_before = _TRAINED_IN_THIS_PROCESS[0]
-    tracker = trackers.start(accelerator, record["config"], t.log_with)
-    try:
-        with PeakMemory(accelerator.device) as memory:
-            result = fit(model, train_loader, eval_loaders, cfg, accelerator, best_metric,
-                         run_dir=record["run_dir"], config_hash=record["config_hash"], memory=memory)
-    finally:
-        _TRAINED_IN_THIS_PROCESS[0] += 1
-        if tracker:
-            accelerator.end_training()
-    setup = {"device": str(accelerator.device), "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
-             "mixed_precision": hw.mixed_precision, "gradient_checkpointing": t.gradient_checkpointing,
-             "batch_size": t.batch_size, "grad_accum": t.grad_accum,
-             "max_length": cfg.model.max_length, "num_processes": accelerator.num_processes,
-             "threads": torch.get_num_threads()}  # torch's CPU threads per process (hardware.threads)
-    reported = result.best["metrics"] if t.report == "best" else result.metrics  # train.report: best or last
-    record.update(resumed_from=result.resumed_from,
-        metrics=reported, main_metric=main_key, main_score=reported[main_key],
-        best=result.best, eval_history=result.eval_history, loss_history=result.loss_history,
-        memory={**memory.result(), **busy, **setup, "measured": "peak during training, evaluation and checkpoints excluded",
-                # > 0: RSS figures include memory the allocator kept from earlier runs (a basic-launcher multirun)
-                "runs_before_in_process": runs_before},
-        throughput={**throughput(result), **setup},
-    )
-    record["timing"].update(train_s=round(result.train_seconds, 3), eval_s=round(result.eval_seconds, 3))
-    if forgetting is not None:
-        forgetting.after(model)
-        record["forgetting"] = forgetting.record()
-    if t.save_trainable and _is_main_process():
-        from ..train.checkpoint import save_trainable
-
-        if getattr(model, "peftbench_fold", None):  # e.g. prefix tuning's MLP: trained, then folded away
-            model.peftbench_fold(model)
-        path = save_trainable(model, Path(record["run_dir"]) / "trainable.safetensors")
-        record["artifacts"] = {"trainable_weights": path.name, "trainable_weights_bytes": path.stat().st_size}
-    if tracker:
-        record["artifacts"] = {**(record["artifacts"] or {}), "tracker": tracker}
-    if t.inference_cost:  # last: it merges the adapter into the model in place
-        from ..train.inference import measure_inference
-
-        first = next(iter(eval_loaders.values()))[0]
-        record["inference"] = measure_inference(model, first, cfg, accelerator)

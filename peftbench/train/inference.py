@@ -1,16 +1,17 @@
 """Inference cost of the trained model (`train.inference_cost=true`): per-example latency of the forward
-pass at batch 1 and at `train.eval_batch_size`, with the adapter unmerged and then merged into the base
-weights (peft's `merge_and_unload`, where the method merges), and whether the merged model's outputs equal
-the unmerged ones. Users choose between keeping an adapter separate and merging it on this figure.
+pass at batch 1 and at `train.eval_batch_size`, with the method unmerged and then merged into the base
+weights (`Method.merge`, for every method that registers one), and whether the merged model's outputs
+equal the unmerged ones. Users choose between keeping an adapter separate and merging it on this figure.
 
 Protocol: the first `train.inference_examples` examples of the first eval split, batched as evaluation
-batches them (padded to the batch's longest example), labels left out. `REPEATS` rounds alternate the
-unmerged adapter and the merged one (peft's merge_adapter / unmerge_adapter), so a machine whose load
-changes during the measurement favours neither; each timed pass follows an untimed one; the figure is
-the median pass time divided by the examples, in ms. On CUDA the clock synchronises the device. Forward pass only: generation tasks time one pass over the
-prompt, not decoding; seq2seq tasks (which need decoder inputs) are not timed.
+batches them (padded to the batch's longest example), labels left out. `REPEATS` rounds time the
+unmerged model; for a method that can fold in and back out (`Method.toggle`: peft's merge_adapter /
+unmerge_adapter) each round also times it merged, so a machine whose load changes during the
+measurement favours neither; each timed pass follows an untimed one; the figure is the median pass time
+divided by the examples, in ms. On CUDA the clock synchronises the device. Forward pass only: generation
+tasks time one pass over the prompt, not decoding; seq2seq tasks (which need decoder inputs) are not timed.
 
-Finally merge_and_unload merges in place (one more timed round, and the merged outputs compared with
+Finally `Method.merge` merges in place (one more timed round, and the merged outputs compared with
 the unmerged ones), so this runs last, after the trained tensors are saved: merging a large model into a
 copy would need twice its memory.
 """
@@ -52,19 +53,23 @@ def _time(model, batches: list[dict], sync, autocast) -> tuple[float, torch.Tens
     return time.perf_counter() - began, logits.float()
 
 
-def merge(model):
-    """(merged model, None) through peft's merge_and_unload, in place; (None, reason) where the method
-    does not merge (methods written here, prompt learning)."""
-    if not hasattr(model, "merge_and_unload"):
-        return None, "the method does not fold into the base weights (no merge_and_unload)"
+MERGE_ERRORS = (AttributeError, ValueError, NotImplementedError, TypeError)  # peft's answers for its methods
+
+
+def merge(model, method):
+    """(merged model, None) through `method.merge`, in place; (None, reason) where the method does not
+    merge (`Method.merge` is None) or its merge refuses this model."""
+    if method.merge is None:
+        return None, "the method does not fold into the base weights (it registers no Method.merge)"
     try:
-        return model.merge_and_unload(), None
-    except (AttributeError, ValueError, NotImplementedError, TypeError) as exc:  # peft's answer for its method
+        return method.merge(model), None
+    except MERGE_ERRORS as exc:
         return None, f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}"
 
 
-def measure_inference(model, loader, cfg, accelerator) -> dict:
-    """The run file's `inference` block (README.md, "Run files"); `loader`: the first eval split's loader."""
+def measure_inference(model, loader, cfg, accelerator, method) -> dict:
+    """The run file's `inference` block (README.md, "Run files"); `loader`: the first eval split's loader;
+    `method`: the run's `Method` record."""
     t = cfg.train
     if cfg.task.kind == "seq2seq":
         return {"skipped": "seq2seq tasks: the forward pass needs decoder inputs; not timed"}
@@ -86,30 +91,33 @@ def measure_inference(model, loader, cfg, accelerator) -> dict:
     def per_example(out: dict) -> dict:
         return {name: round(1000 * statistics.median(s) / examples, 4) for name, s in out.items()}
 
-    # Unmerged and merged alternate, round after round (peft's merge_adapter / unmerge_adapter), so a machine
-    # that gets busier or quieter during the measurement does not favour one of them; then merge_and_unload.
+    unmerged, merged, before = _alternate(model, method, one_round)
+    merged_model, reason = merge(model, method)
+    record = {"examples": examples, "eval_batch_size": t.eval_batch_size, "repeats": REPEATS,
+              "unmerged_ms_per_example": per_example(unmerged), "merged_ms_per_example": None,
+              "merge": reason or method.merge.__name__, "merged_max_abs_diff": None,
+              "measured": "forward pass, median over rounds that alternate unmerged and merged, per example"}
+    if merged_model is not None:
+        merged_model.eval()
+        after = one_round(merged_model, merged)  # the merged model: one more round, and its outputs
+        record["merged_ms_per_example"] = per_example(merged)
+        record["merged_max_abs_diff"] = float((after - before).abs().max())
+    return record
+
+
+def _alternate(model, method, one_round) -> tuple[dict, dict, torch.Tensor]:
+    """(unmerged pass times, merged pass times, the unmerged outputs) over REPEATS rounds; the merged
+    times only where `method.toggle` folds the method in and back out (else merged is timed at the end)."""
     unmerged, merged, before = {}, {}, None
-    alternate = hasattr(model, "merge_adapter") and hasattr(model, "unmerge_adapter")
+    alternate = method.toggle is not None
     for _ in range(REPEATS):
         before = one_round(model, unmerged)
         if alternate:
             try:
-                model.merge_adapter()
-            except (AttributeError, ValueError, NotImplementedError, TypeError):
-                alternate = False  # merge_and_unload below says why
+                method.toggle(model, True)
+            except MERGE_ERRORS:
+                alternate = False  # Method.merge below says why
                 continue
             one_round(model, merged)
-            model.unmerge_adapter()
-    merged_model, reason = merge(model)
-    record = {"examples": examples, "eval_batch_size": t.eval_batch_size, "repeats": REPEATS,
-              "unmerged_ms_per_example": per_example(unmerged), "merged_ms_per_example": None,
-              "merge": reason or "merge_and_unload", "merged_max_abs_diff": None,
-              "measured": "forward pass, median over rounds that alternate unmerged and merged, per example"}
-    if merged_model is not None:
-        merged_model.eval()
-        if not alternate:  # merged only at the end: time it now
-            merged = {}
-        after = one_round(merged_model, merged)  # merge_and_unload's model: one more round, and its outputs
-        record["merged_ms_per_example"] = per_example(merged)
-        record["merged_max_abs_diff"] = float((after - before).abs().max())
-    return record
+            method.toggle(model, False)
+    return unmerged, merged if alternate else {}, before

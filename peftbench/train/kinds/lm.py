@@ -1,5 +1,6 @@
 """Causal and seq2seq language models: training features with the loss on the answer only, greedy
-batched generation, and multiple choice scored by the log-likelihood of each choice.
+batched generation, and multiple choice scored by the log-likelihood of each choice: what the kinds
+generation, multiple_choice and seq2seq share.
 
 Prompt and answer are tokenised apart and concatenated (as lm-evaluation-harness does), so the
 boundary is exact: the prompt's tokens are labelled -100 and only the answer's tokens, plus the end
@@ -10,8 +11,11 @@ from __future__ import annotations
 
 import torch
 
+from ... import metrics
 from ...metrics import EXTRACTORS
 from ...models import special_ids
+from ...tasks.tokenized import cached, recipe_key
+from ..batches import check_gathered
 
 IGNORE = -100
 
@@ -137,3 +141,31 @@ def decode(tokenizer, rows, stop: list[str]) -> list[str]:
 
 def answers(texts: list[str], extract: str | None) -> list[str]:
     return [EXTRACTORS[extract](t) for t in texts] if extract else list(texts)
+
+
+def cached_features(cfg, tokenizer, cache: dict):
+    """`features(split, df, build, *args, **kwargs)`: `build(df, tokenizer, *args, **kwargs)` cached like
+    classification's splits (tasks/tokenized.py); `cache[split]` says where each came from."""
+    def features(split, df, build, *args, **kwargs):
+        recipe = {"kind": cfg.task.kind, "features": build.__name__, "args": args, "kwargs": kwargs}
+        out, cache[split] = cached(recipe_key(recipe, df, tokenizer), cfg.cache_dir,
+                                   lambda: build(df, tokenizer, *args, **kwargs))
+        return out
+
+    return features
+
+
+def score_generated(model, loader, accelerator, suffix, task, tokenizer, refs, decoder_only):
+    """Greedy decoding of every example, then the task's metrics on the answers (after `extract`)."""
+    pad = special_ids(tokenizer)["pad"]
+    unwrapped = accelerator.unwrap_model(model)
+    texts: dict[int, str] = {}
+    for batch in loader:
+        new = generate(unwrapped, batch, tokenizer, task.max_new_tokens, decoder_only)
+        new = accelerator.pad_across_processes(new, dim=1, pad_index=pad)
+        new, index = accelerator.gather_for_metrics((new, batch["index"]))
+        texts.update(zip(index.tolist(), decode(tokenizer, new.cpu(), list(task.stop))))
+    check_gathered(len(texts), len(refs))
+    preds = answers([texts[i] for i in range(len(refs))], task.extract)
+    golds = answers(refs, task.extract)
+    return {m + suffix: metrics.METRICS.get(m)(preds, golds) for m in task.metrics}
