@@ -102,6 +102,7 @@ def is_installed(module: str) -> bool:
 
 def run_command(args: list[str]) -> int:
     import hydra
+    from omegaconf import OmegaConf
 
     from .config import CONF_DIR, check_group_choices
     from .config.choices import SEARCH_PATH_FLAGS
@@ -113,7 +114,11 @@ def run_command(args: list[str]) -> int:
     overrides = check_group_choices(overrides, multirun, config_dirs)
     check_launcher_installed(overrides)
     if not any(f.split("=")[0] in SEARCH_PATH_FLAGS[2:] for f in flags):  # else only Hydra knows the config
-        cfg = compose(first_of_sweeps(overrides, multirun), config_dirs)  # a typo, a wrong type: one message now
+        # a typo, a wrong type: one message now
+        cfg = compose(first_of_sweeps(overrides, multirun), config_dirs, checked=True)
+        if not multirun and shows_job_config(flags):
+            print(OmegaConf.to_yaml(cfg, resolve=True), end="")  # what the run will use, per_task applied
+            return 0
         if multirun:
             check_sweep_values(cfg, overrides)
         check_writable("results_dir", cfg.results_dir)
@@ -133,6 +138,13 @@ def run_command(args: list[str]) -> int:
     hydra_entry()
     failed = sweep.LAST_SUMMARY and any(sweep.LAST_SUMMARY["counts"][s] for s in ("failed", "killed", "running"))
     return 1 if failed else 0
+
+
+def shows_job_config(flags: list[str]) -> bool:
+    """`--cfg job` (or `-c job`) without `--package`: peftbench prints the config the run will use (its task's
+    per_task values applied, interpolations such as train.lr's resolved), not Hydra's unresolved one."""
+    pairs = list(zip(flags, flags[1:]))
+    return any(a in ("--cfg", "-c") and b == "job" for a, b in pairs) and not any(f in ("--package", "-p") for f in flags)
 
 
 HYDRA_VALUE_FLAGS = ("--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn", "--config-dir",
@@ -222,22 +234,28 @@ def params_command(argv: list[str]) -> int:
     return 0
 
 
-def compose(overrides: list[str], config_dirs: list[str] = ()):
-    """The run config for these overrides, as `peftbench run` composes it (no run dir, no Hydra job), with
-    the folders of --config-dir on the search path. Hydra's composition errors become one UserError: an
-    unknown key with the closest valid keys of its node, a value of the wrong type with the type expected."""
+def compose(overrides: list[str], config_dirs: list[str] = (), checked: bool = False):
+    """The run config for these overrides as a run of `peftbench run` uses it (no run dir, no Hydra job): its
+    task's `per_task` values applied (what the command line sets wins), with the folders of --config-dir on
+    the search path; `checked`: the group choices were checked already. Hydra's composition errors become one
+    UserError: an unknown key with the closest valid keys of its node, a value of the wrong type with the type
+    expected."""
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from .config import check_group_choices
+    from .config import apply_per_task, check_group_choices
 
-    check_group_choices(overrides, config_dirs=config_dirs)
+    if not checked:
+        check_group_choices(overrides, config_dirs=config_dirs)
+    explicit = [o.split("=")[0].lstrip("+~") for o in overrides]
     if config_dirs:
         overrides = [*overrides, f"hydra.searchpath=[{','.join('file://' + d for d in config_dirs)}]"]
     try:
-        return _hydra_compose(overrides)
+        cfg = _hydra_compose(overrides)
     except (HydraException, OmegaConfBaseException) as exc:
         raise compose_error(exc, overrides) from None
+    apply_per_task(cfg, explicit=explicit)
+    return cfg
 
 
 def _hydra_compose(overrides: list[str]):

@@ -22,7 +22,6 @@ SCHEMA_KEYS = (
     "params", "memory", "throughput", "timing", "artifacts", "inference", "forgetting", "resumed_from", "init_from", "versions", "git",
     "host", "started_at", "finished_at",
 )
-STATUSES = ("running", "ok", "failed", "killed")  # README.md, "Run files"
 PACKAGES = ("peftbench", "torch", "transformers", "peft", "accelerate", "datasets", "hydra-core",
             "omegaconf", "scikit-learn", "scipy", "pandas")
 

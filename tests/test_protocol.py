@@ -117,3 +117,17 @@ def test_a_preset_sets_its_per_task_values(preset, task, expected):
     assert apply_per_task(cfg) == expected
     assert {k: OmegaConf.select(cfg, k) for k in expected} == expected
     assert cfg.train.eval_every == ("epoch" if preset.startswith("lora_paper") else 0)
+
+
+def test_cfg_job_shows_the_values_the_run_uses(capsys):
+    """`peftbench run --cfg job` prints the config with its task's per_task values applied and train.lr resolved."""
+    from omegaconf import OmegaConf
+
+    from peftbench.cli import main
+
+    assert main(["run", "+experiment=lora_paper/roberta_base", "task=glue/rte", "--cfg", "job"]) == 0
+    shown = OmegaConf.create(capsys.readouterr().out)
+    assert shown.train.epochs == 80 and shown.train.init_from == "task:glue/mnli" and shown.per_task == {}
+    assert shown.train.lr == shown.method.default_lr == 5e-4  # a number, not ${method.default_lr}
+    assert main(["run", "+experiment=lora_paper/roberta_base", "task=glue/rte", "train.epochs=2", "--cfg", "job"]) == 0
+    assert OmegaConf.create(capsys.readouterr().out).train.epochs == 2  # the command line wins

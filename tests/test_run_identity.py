@@ -136,3 +136,29 @@ def test_run_files_and_checkpoints_follow_the_umask(tmp_path, mask, mode):
     assert {"state.pt", "trainable.safetensors", "rank-0.pt"} <= checkpoint, found
     assert any(name.endswith(".npz") for name in found)  # the tokenised cache
     assert {name: m for name, m in found.items() if m != mode} == {}
+
+
+# A value for every key that must not change a run's identity (config/schema.py: VOLATILE, expanded).
+VOLATILE_VALUES = {"results_dir": "elsewhere", "force": "true", "train.checkpoint_every": "7",
+                   "train.keep_checkpoint": "true", "train.save_trainable": "false", "cache_dir": "/tmp/c",
+                   "train.throughput_warmup_steps": "3", "train.log_with": "tensorboard", "launch.process": "inline",
+                   "launch.if_locked": "wait", "launch.stale_lock_min": "3"}
+
+
+def test_identity_excluded_keys_have_one_source():
+    """Hydra's exclude_keys (run-folder names) is read from config/schema.py, where the hash's VOLATILE is."""
+    from peftbench.config.schema import LOCATION_KEYS, NAME_KEYS, VOLATILE, name_excluded_keys
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", return_hydra_config=True)
+    assert list(cfg.hydra.job.config.override_dirname.exclude_keys) == name_excluded_keys()
+    volatile = [k for k in name_excluded_keys() if k not in (*NAME_KEYS, *LOCATION_KEYS)]
+    assert set(volatile) == set(VOLATILE_VALUES)  # a key added to VOLATILE gets a value here
+    assert {k.split(".")[0] if k.startswith("launch.") else k for k in volatile} == set(VOLATILE)
+
+
+@pytest.mark.parametrize("key", sorted(VOLATILE_VALUES))
+def test_a_volatile_key_changes_neither_the_hash_nor_the_folder_name(key):
+    override = f"{key}={VOLATILE_VALUES[key]}"
+    assert sweep.config_hash(make_cfg(*TINY, override)) == sweep.config_hash(make_cfg(*TINY))
+    assert run_dir_name(override) == run_dir_name()

@@ -6,6 +6,7 @@ or an override fails at compose time with the key's name.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,12 +171,22 @@ class RunConfig:
     launch: LaunchConfig = field(default_factory=LaunchConfig)
 
 
-# Keys that do not change a result: left out of the config hash (run/sweep.py) and of run-folder names.
+# The one list of keys that do not change a result: left out of the config hash (run/sweep.py) and, through
+# `name_excluded_keys`, of run-folder names (conf/config.yaml's Hydra exclude_keys reads it).
 VOLATILE = ("results_dir", "force", "train.checkpoint_every", "train.keep_checkpoint", "train.save_trainable",
             "cache_dir", "train.throughput_warmup_steps", "launch", "train.log_with")
 # Keys that say where the data live on this machine: out of the readable folder name, but they change the
 # result (another folder, other data), so a name without them gets a short hash of them (`name_tag`).
 LOCATION_KEYS = ("data_root", "task.data_dir")
+NAME_KEYS = ("model", "method", "task", "seed")  # a run folder's readable start: <model>_<method>_<task>_s<seed>
+
+
+def name_excluded_keys() -> list[str]:
+    """Override keys left out of a run folder's `_<overrides>` part: those already in its name, VOLATILE
+    (a group such as `launch` as each of its keys, as the command line writes them) and LOCATION_KEYS."""
+    groups = {"launch": LaunchConfig}
+    volatile = [f"{key}.{f.name}" for key in VOLATILE if key in groups for f in dataclasses.fields(groups[key])]
+    return [*NAME_KEYS, *(k for k in VOLATILE if k not in groups), *volatile, *LOCATION_KEYS]
 
 
 def slug(text: str) -> str:
@@ -212,6 +223,8 @@ def register() -> None:
         OmegaConf.register_new_resolver("slug", slug)
     if not OmegaConf.has_resolver("name_tag"):
         OmegaConf.register_new_resolver("name_tag", name_tag)
+    if not OmegaConf.has_resolver("name_excluded_keys"):
+        OmegaConf.register_new_resolver("name_excluded_keys", name_excluded_keys)
 
 
 register()

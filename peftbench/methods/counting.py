@@ -57,15 +57,17 @@ def summarize_names(names: list[str]) -> list[str]:
     return [f"{pattern} x{count}" if count > 1 else pattern for pattern, count in groups.items()]
 
 
-def build_counted(cfg, num_labels: int, weights: bool = True):
-    """(model with the method applied, knobs, counts, family): the method's knobs checked first."""
+def build_counted(cfg, num_labels: int, weights: bool = True, knobs=None):
+    """(model with the method applied, knobs, counts): `knobs` as the config check returned them, or the
+    method's knobs checked here when not given (`peftbench params`)."""
     from ..models import family_of, load_model
 
     method = METHODS.get(cfg.method.name)
-    knobs, problems = method.check(cfg.method)
-    if problems:
-        raise UserError(f"{len(problems)} problem(s) in method '{cfg.method.name}':\n"
-                        + "\n".join(f"  - {p}" for p in problems))
+    if knobs is None:
+        knobs, problems = method.check(cfg.method)
+        if problems:
+            raise UserError(f"{len(problems)} problem(s) in method '{cfg.method.name}':\n"
+                            + "\n".join(f"  - {p}" for p in problems))
     quantized = quantization_kwargs(cfg.model, cfg.hardware) if weights else {}  # model.quantization=4bit|8bit
     model = load_model(cfg.model, num_labels, weights=weights, kind=cfg.task.kind, load_kwargs=quantized)
     family = family_of(model, cfg.model)

@@ -20,10 +20,10 @@ def execute(cfg, record: dict, on_train=lambda: None) -> None:
     is a mistake in the command and leaves no run file)."""
     from . import stages
 
-    method = stages.resolve(cfg)
+    method, knobs = stages.resolve(cfg)
     accelerator, busy = stages.setup_device(cfg, record)
     data = stages.load_data(cfg, record)
-    model = stages.build_model(cfg, data, record)
+    model = stages.build_model(cfg, knobs, data, record)
     train_loader, eval_loaders = stages.make_batches(cfg, data, record)
     forgetting = stages.forgetting_before(cfg, model, accelerator)
     on_train()

@@ -18,18 +18,21 @@ TRAINED_IN_THIS_PROCESS = [0]  # runs that trained before this one in this Pytho
 
 
 def resolve(cfg):
-    """Every value of the composed config checked at once (one message listing each problem); returns the
-    run's `Method` record (methods/base.py)."""
+    """(the run's `Method` record, its checked knobs): every value of the composed config checked at once,
+    one message listing each problem. The config comes per-task-resolved (cli.compose, run/job.py)."""
     from ..methods import METHODS
     from ..metrics import METRICS
     from ..models import check_max_length
 
+    if (cfg.get("per_task") or {}).get(cfg.task.name):
+        raise UserError(f"per_task.{cfg.task.name} is not applied to this config: compose it with "
+                        "peftbench.cli.compose (or call config.apply_per_task) before running it.")
     method = METHODS.get(cfg.method.name)
-    _, problems = check_config(cfg, method, METRICS.names())
+    knobs, problems = check_config(cfg, method, METRICS.names())
     raise_problems(problems)
     if cfg.task.kind != "image_classification":
         check_max_length(cfg.model)
-    return method
+    return method, knobs
 
 
 def setup_device(cfg, record: dict):
@@ -57,11 +60,11 @@ def load_data(cfg, record: dict):
     return data
 
 
-def build_model(cfg, data, record: dict):
-    """The model with the method applied and counted (`params`), started from `train.init_from`'s
-    tensors if asked; refused if the method cannot train on it (its `cannot_train` hook)."""
+def build_model(cfg, knobs, data, record: dict):
+    """The model with the method applied (with its checked `knobs`) and counted (`params`), started from
+    `train.init_from`'s tensors if asked; refused if the method cannot train on it (`cannot_train` hook)."""
     t = cfg.train
-    model, _, record["params"] = build_counted(cfg, data.num_labels)
+    model, _, record["params"] = build_counted(cfg, data.num_labels, knobs=knobs)
     if t.init_from:
         from ..train.checkpoint import load_initial
         from .init_from import find_init_run

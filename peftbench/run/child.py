@@ -36,10 +36,10 @@ class RunFailed(Exception):
         self.type_name, self.status = type_name, status
 
 
-def run_in_child(cfg: DictConfig, run_dir: Path, threads: int, on_start=lambda pid: None) -> dict:
-    """Run `runner.run(cfg, run_dir)` in a child process with `threads` threads; return its run file."""
+def run_in_child(cfg: DictConfig, run_dir: Path, threads: int, on_start=lambda pid: None, ident: dict | None = None) -> dict:
+    """Run `runner.run(cfg, run_dir, ident)` in a child process with `threads` threads; return its run file."""
     env = {**os.environ, **{k: str(threads) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}}
-    config = json.dumps(OmegaConf.to_container(cfg, resolve=True))
+    config = json.dumps({"config": OmegaConf.to_container(cfg, resolve=True), "identity": ident})
     with tempfile.TemporaryDirectory(prefix="peftbench-child-") as tmp:
         error_file = Path(tmp) / "error.json"
         proc = subprocess.Popen([sys.executable, "-m", "peftbench.run.child", str(run_dir), str(error_file)],
@@ -64,7 +64,7 @@ def run_in_child(cfg: DictConfig, run_dir: Path, threads: int, on_start=lambda p
     status = KILLED_BY.get(signal.Signals(-code), "failed") if code < 0 else "failed"
     message = (f"the run's process (pid {proc.pid}) ended by {name}"
                + (" (SIGKILL: the OOM killer, or kill -9)" if code == -signal.SIGKILL else ""))
-    _close_run_file(cfg, run_dir, status, name, message)
+    _close_run_file(cfg, run_dir, status, name, message, ident)
     raise RunFailed(name, message, status)
 
 
@@ -78,14 +78,15 @@ def _stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-def _close_run_file(cfg: DictConfig, run_dir: Path, status: str, type_name: str, message: str) -> None:
+def _close_run_file(cfg: DictConfig, run_dir: Path, status: str, type_name: str, message: str,
+                    ident: dict | None = None) -> None:
     """The child died without a word: end its run file (or write one) with how it ended."""
     from .runner import new_record, record_path
 
     path = record_path(run_dir)  # rerun/run.json beside an earlier ok run: that one stays
     record = runfile.read(path)
     if record is None or record.get("status") != "running":
-        record = new_record(cfg, run_dir)
+        record = new_record(cfg, run_dir, ident)
     record.update(status=status, error={"type": type_name, "message": message, "traceback": None},
                   finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     runfile.write_atomic(path, record)
@@ -95,14 +96,15 @@ def main(argv: list[str]) -> int:
     from .runner import run
 
     run_dir, error_file = Path(argv[1]), Path(argv[2])
-    cfg = OmegaConf.create(json.loads(sys.stdin.read()))
+    sent = json.loads(sys.stdin.read())
+    cfg = OmegaConf.create(sent["config"])
     handlers = [logging.StreamHandler()]
     if run_dir.is_dir():
         handlers.append(logging.FileHandler(run_dir / "run.log"))
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s %(levelname)s] %(message)s", datefmt="%H:%M:%S",
                         handlers=handlers)
     try:
-        run(cfg, run_dir)
+        run(cfg, run_dir, sent["identity"])
     except BaseException as exc:
         runfile.write_atomic(error_file, {"type": type(exc).__name__, "message": str(exc),
                                           "exception": isinstance(exc, Exception)})

@@ -15,7 +15,7 @@ from ..errors import UserError, unknown_name
 from . import sweep, threads
 from .child import run_in_child
 from .lock import LOCK_NAME, RunLock, describe
-from .runner import Stopped, record_path, run
+from .runner import Stopped, identity, record_path, run
 
 HYDRA_FILES = (".hydra", "run.log", LOCK_NAME)  # what a run dir holds before the run writes anything
 
@@ -57,7 +57,8 @@ def run_job(cfg) -> None:
 
 
 def _run_held(cfg, run_dir: Path, multirun: bool, main_task: bool, in_child: bool, n_threads: int, lock) -> None:
-    key = sweep.config_hash(cfg)
+    ident = identity(cfg)  # the config hash, once for the skip and the run file
+    key = ident["config_hash"]
     done = None if cfg.force else sweep.find_ok_run(cfg.results_dir, key, first=run_dir / "run.json")
     if done is not None:
         print(f"peftbench: skipped  {run_dir.name}: an ok run file with the same config exists: {done} "
@@ -69,9 +70,10 @@ def _run_held(cfg, run_dir: Path, multirun: bool, main_task: bool, in_child: boo
         sweep.record_outcome(cfg, run_dir, "running")
     try:
         if in_child:
-            record = run_in_child(cfg, run_dir, n_threads, on_start=lock.note_child if lock else lambda pid: None)
+            record = run_in_child(cfg, run_dir, n_threads, on_start=lock.note_child if lock else lambda pid: None,
+                                  ident=ident)
         else:
-            record = run(cfg, run_dir)
+            record = run(cfg, run_dir, ident)
     except BaseException as exc:
         status = getattr(exc, "status", "failed" if isinstance(exc, Exception) else "killed")
         error_type = getattr(exc, "type_name", type(exc).__name__)

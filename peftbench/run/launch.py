@@ -28,9 +28,10 @@ def needs_processes(cfg: DictConfig) -> bool:
     return cfg.hardware.num_processes > 1 and "LOCAL_RANK" not in os.environ
 
 
-def run_processes(cfg: DictConfig, run_dir: Path, entry) -> dict:
-    """Start `hardware.num_processes` processes, each calling `entry(config_dict, run_dir)` (a module-level
-    function, so that the spawned interpreters can import it), and return the main process's run file."""
+def run_processes(cfg: DictConfig, run_dir: Path, entry, ident: dict) -> dict:
+    """Start `hardware.num_processes` processes, each calling `entry(config_dict, run_dir, ident)` (a
+    module-level function, so that the spawned interpreters can import it; `ident`: the run's identity,
+    computed once), and return the main process's run file."""
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
@@ -40,7 +41,7 @@ def run_processes(cfg: DictConfig, run_dir: Path, entry) -> dict:
                           monitor_interval=0.2, start_method="spawn")
     log.info("starting %d processes for %s", n, run_dir)
     try:
-        elastic_launch(config, entry)(OmegaConf.to_container(cfg, resolve=True), str(run_dir))
+        elastic_launch(config, entry)(OmegaConf.to_container(cfg, resolve=True), str(run_dir), ident)
     except ChildFailedError as exc:
         record = _read(run_dir)
         error = (record or {}).get("error") or {}

@@ -24,7 +24,6 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from .. import runfile
-from ..config import apply_per_task
 from ..errors import UserError
 from ..pipeline import cuda_available, execute, is_main_process, no_cuda, process_state
 from ..train.checkpoint import CHECKPOINTS
@@ -38,15 +37,24 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def new_record(cfg: DictConfig, run_dir: Path) -> dict:
-    """A run file with every schema key, filled in as the run goes."""
+def identity(cfg: DictConfig) -> dict:
+    """The run's identity, computed once per run: its data files' fingerprint (tasks/fingerprint.py) and the
+    config hash over the config and those files (run/sweep.py)."""
     from ..tasks import data_fingerprint
 
-    record = dict.fromkeys(runfile.SCHEMA_KEYS)
     files = data_fingerprint(cfg.task, cfg.get("data_root"))
+    return {"config_hash": config_hash(cfg, files), "files": files}
+
+
+def new_record(cfg: DictConfig, run_dir: Path, ident: dict | None = None) -> dict:
+    """A run file with every schema key, filled in as the run goes; `ident`: `identity(cfg)`, computed
+    here when not given."""
+    ident = ident or identity(cfg)
+    files = ident["files"]
+    record = dict.fromkeys(runfile.SCHEMA_KEYS)
     record.update(schema_version=runfile.SCHEMA_VERSION, status="running", run_dir=str(run_dir),
                   model=cfg.model.name, method=cfg.method.name, task=cfg.task.name, seed=cfg.seed,
-                  config=OmegaConf.to_container(cfg, resolve=True), config_hash=config_hash(cfg, files),
+                  config=OmegaConf.to_container(cfg, resolve=True), config_hash=ident["config_hash"],
                   versions=runfile.versions(),
                   git=runfile.git_state(), host=runfile.host(), started_at=_now(), timing={},
                   data={"files": files})
@@ -63,16 +71,17 @@ class Stopped(BaseException):
         self.exit_status = 128 + signum
 
 
-def run(cfg: DictConfig, run_dir: str | Path) -> dict:
+def run(cfg: DictConfig, run_dir: str | Path, ident: dict | None = None) -> dict:
+    """Run the composed, per-task-resolved config `cfg` (cli.compose or run/job.py) in `run_dir`; `ident`:
+    its `identity`, when the caller computed it already (to skip a done run)."""
     run_dir = Path(run_dir)
     if launch.needs_processes(cfg):
         if cfg.hardware.device == "cuda" and not cuda_available():
             raise no_cuda(cfg.hardware)  # once here, not once per process inside torch elastic's tracebacks
-        return launch.run_processes(cfg, run_dir, process_entry)
+        return launch.run_processes(cfg, run_dir, process_entry, ident or identity(cfg))
     threads.apply(threads.resolve(cfg.hardware.get("threads", "auto"), cfg.hardware.num_processes))
-    record = new_record(cfg, run_dir)
+    record = new_record(cfg, run_dir, ident)
     process_state(cfg.hardware)
-    apply_per_task(cfg)  # a no-op after run.job applied it (it empties per_task); here for direct calls
     existed, previous, aside, training = run_dir.exists(), None, None, []
     path = run_dir / runfile.FILE_NAME
     if is_main_process():
@@ -172,8 +181,8 @@ def sigterm_raises():
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def process_entry(config: dict, run_dir: str) -> None:
+def process_entry(config: dict, run_dir: str, ident: dict | None = None) -> None:
     """One of the `hardware.num_processes` processes that launch.run_processes starts (a fresh interpreter)."""
     if os.environ.get("RANK") == "0":
         logging.basicConfig(level=logging.INFO, format="[%(asctime)s %(levelname)s] %(message)s", datefmt="%H:%M:%S")
-    run(OmegaConf.create(config), run_dir)
+    run(OmegaConf.create(config), run_dir, ident)
