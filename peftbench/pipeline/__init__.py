@@ -21,7 +21,7 @@ def execute(cfg, record: dict, on_train=lambda: None) -> None:
     from . import stages
 
     method, knobs = stages.resolve(cfg)
-    accelerator, busy = stages.setup_device(cfg, record)
+    accelerator, device = stages.setup_device(cfg, record)
     data = stages.load_data(cfg, record)
     model = stages.build_model(cfg, knobs, data, record)
     train_loader, eval_loaders = stages.make_batches(cfg, data, record)
@@ -29,7 +29,7 @@ def execute(cfg, record: dict, on_train=lambda: None) -> None:
     on_train()
     result, memory = stages.train(cfg, model, train_loader, eval_loaders, accelerator, record)
     stages.report_evaluation(cfg, result, record)
-    stages.measure(cfg, model, result, memory, busy, accelerator, record)
+    stages.measure(cfg, model, result, memory, device, accelerator, record)
     stages.forgetting_after(model, forgetting, record)
     stages.save(cfg, model, record)
     stages.inference_cost(cfg, model, method, eval_loaders, accelerator, record)  # last: it merges in place

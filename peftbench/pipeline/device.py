@@ -16,27 +16,30 @@ def process_state(hw):
 
 
 def make_accelerator(cfg, run_dir: str):
-    """accelerate's `Accelerator` for this run's device, precision, accumulation and trackers; refuses a
-    device or precision that is not there rather than run on something else without a word."""
+    """(accelerate's `Accelerator` for this run's device, precision, accumulation and trackers, the precision
+    facts for the run file); refuses a device or precision that is not there rather than run on something
+    else without a word. `hardware.mixed_precision=auto` is resolved here (train/precision.py)."""
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
 
-    from ..train import trackers
+    from ..train import precision, trackers
 
     hw, t = cfg.hardware, cfg.train
+    mixed, why = precision.resolve(hw.mixed_precision, on_cpu(hw))  # `auto`: what this hardware has
     # accelerate keeps one state per process and refuses another precision: a run of another precision earlier
     # in this process (a multirun over hardware.mixed_precision, a test session) would stop this one
-    if AcceleratorState._shared_state.get("_mixed_precision", hw.mixed_precision) != hw.mixed_precision:
+    if AcceleratorState._shared_state.get("_mixed_precision", mixed) != mixed:
         AcceleratorState._reset_state()
-    accelerator = Accelerator(cpu=on_cpu(hw), mixed_precision=hw.mixed_precision,
+    accelerator = Accelerator(cpu=on_cpu(hw), mixed_precision=mixed,
                               gradient_accumulation_steps=t.grad_accum,
                               **trackers.accelerator_kwargs(t.log_with, run_dir))
     if hw.device == "cuda" and accelerator.device.type != "cuda":
         raise no_cuda(hw)
-    if hw.mixed_precision != "no" and not accelerator.native_amp:  # accelerate would run fp32 without a word
-        raise UserError(f"hardware.mixed_precision={hw.mixed_precision}: no autocast to it on {accelerator.device.type} "
+    if mixed != "no" and not accelerator.native_amp:  # accelerate would run fp32 without a word
+        raise UserError(f"hardware.mixed_precision={mixed}: no autocast to it on {accelerator.device.type} "
                         "(fp16 needs a CUDA GPU). On CPU use hardware.mixed_precision=bf16 or no.")
-    return accelerator
+    return accelerator, {"mixed_precision": mixed, "mixed_precision_setting": hw.mixed_precision,
+                         "mixed_precision_why": why}
 
 
 def cuda_available() -> bool:

@@ -36,15 +36,17 @@ def resolve(cfg):
 
 
 def setup_device(cfg, record: dict):
-    """(accelerator, GPU memory other processes held at the start); the seed set for everything after."""
+    """(accelerator, what the run file's memory block says of the device: the precision chosen and the GPU
+    memory other processes held at the start); the seed set for everything after."""
     from accelerate.utils import set_seed
 
     from ..train.measure import check_busy_gpu
 
-    accelerator = make_accelerator(cfg, record["run_dir"])
+    accelerator, precision = make_accelerator(cfg, record["run_dir"])
+    log.info("mixed precision: %s (%s)", precision["mixed_precision"], precision["mixed_precision_why"])
     busy = check_busy_gpu(accelerator.device, cfg.hardware.busy_gpu)  # before this run allocates anything on the GPU
     set_seed(cfg.seed)
-    return accelerator, busy
+    return accelerator, {"precision": precision, "busy": busy}
 
 
 def load_data(cfg, record: dict):
@@ -143,13 +145,15 @@ def report_evaluation(cfg, result, record: dict) -> None:
                   best=result.best, eval_history=result.eval_history, loss_history=result.loss_history)
 
 
-def measure(cfg, model, result, memory, busy: dict, accelerator, record: dict) -> None:
-    """The run file's `memory`, `throughput` and `timing` (README.md, "Measurement")."""
+def measure(cfg, model, result, memory, device: dict, accelerator, record: dict) -> None:
+    """The run file's `memory`, `throughput` and `timing` (README.md, "Measurement"); `device`: what
+    setup_device found."""
     import torch
 
-    hw, t = cfg.hardware, cfg.train
+    t, busy = cfg.train, device["busy"]
     setup = {"device": str(accelerator.device), "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
-             "mixed_precision": hw.mixed_precision, "gradient_checkpointing": t.gradient_checkpointing,
+             **device["precision"], "group_by_length": t.group_by_length,
+             "gradient_checkpointing": t.gradient_checkpointing,
              "batch_size": t.batch_size, "grad_accum": t.grad_accum,
              "max_length": cfg.model.max_length, "num_processes": accelerator.num_processes,
              "threads": torch.get_num_threads()}  # torch's CPU threads per process (hardware.threads)
@@ -176,6 +180,8 @@ def throughput(result) -> dict:
             "train_s_per_step": round(seconds / m["steps"], 6) if m["steps"] else None,
             "train_samples": result.samples, "train_tokens": result.tokens, "steps": result.steps,
             "window": {k: round(v, 6) if isinstance(v, float) else v for k, v in m.items()},
+            # real / padded tokens of the window: how much of each step's matrix work was not padding
+            "padding_efficiency": round(m["tokens"] / m["padded_tokens"], 4) if m.get("padded_tokens") else None,
             "eval_samples_per_s": round(result.eval_examples / result.eval_seconds, 3) if result.eval_seconds else None,
             "eval_s_per_eval": round(result.eval_seconds / result.eval_runs, 3) if result.eval_runs else None,
             "measured": "optimizer steps after the warm-up, evaluation and checkpoints excluded; "

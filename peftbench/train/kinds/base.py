@@ -28,13 +28,14 @@ class EvalSet(Dataset):
 
 
 def loaders(train, evals: dict, train_collate, eval_collate, t, seed: int, task):
-    """(train loader, {split: (eval loader, metric suffix)}): the per-epoch shuffle and own generators of
-    `batches.make_loader` (a resumed run replays the same order, and evaluation draws nothing from the
-    RNG that dropout uses) with the kind's collate."""
+    """(train loader, {split: (eval loader, metric suffix)}): the per-epoch shuffle (length-grouped with
+    `train.group_by_length`) and own generators of `batches.make_loader` (a resumed run replays the same
+    order, and evaluation draws nothing from the RNG that dropout uses) with the kind's collate."""
     suffixes = eval_splits(task)
     eval_loaders = {s: (make_loader(ds, None, t.eval_batch_size, False, seed, collate=eval_collate), suffixes[s])
                     for s, ds in evals.items()}
-    return make_loader(train, None, t.batch_size, True, seed, collate=train_collate), eval_loaders
+    return make_loader(train, None, t.batch_size, True, seed, collate=train_collate,
+                       group_megabatch=t.group_megabatch if t.group_by_length else 0), eval_loaders
 
 
 def media_loaders(cfg, data, media, processor):
