@@ -56,7 +56,8 @@ def _regression_scores(cpu: bool) -> dict:
     from accelerate import Accelerator
     from transformers import BertConfig, BertForSequenceClassification
 
-    from peftbench.train import evaluate, make_loader
+    from peftbench.train import evaluate, make_loader, score_labels
+    from peftbench.train.kinds import EvalSet
 
     accelerator = Accelerator(cpu=cpu)
     torch.manual_seed(0)
@@ -69,8 +70,9 @@ def _regression_scores(cpu: bool) -> dict:
     pad = SimpleNamespace(pad=lambda batch, return_tensors: {
         k: torch.tensor([f[k] + [0] * (max(len(b["input_ids"]) for b in batch) - len(f[k])) for f in batch])
         if k != "labels" else torch.tensor([f[k] for f in batch]) for k in batch[0]})
-    loader = make_loader(features, pad, batch_size=16, shuffle=False, seed=0)
     task = SimpleNamespace(kind="classification", label_names=[], metrics=["pearson", "spearmanr"])
+    scored = EvalSet(features, lambda *args: score_labels(*args, task=task))  # as train/kinds/classification.py
+    loader = make_loader(scored, pad, batch_size=16, shuffle=False, seed=0)
     model, loader = accelerator.prepare(model, loader)  # each process gets its share of the batches
     return evaluate(model, {"validation": (loader, "")}, task, accelerator)
 

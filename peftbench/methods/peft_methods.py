@@ -44,7 +44,7 @@ RESERVED = {"task_type", "peft_type", "auto_mapping", "peft_version", "base_mode
 MERGEABLE = {"lora", "dora", "rslora", "pissa", "olora", "adalora", "ia3", "loha", "lokr", "vera", "oft", "boft",
              "fourierft", "hra", "vblora", "randlora", "c3a", "shira", "road", "miss", "waveft", "delora",
              "adamss", "beft", "deft", "frod", "glora", "gralora", "hira", "osf", "peanut", "psoft",
-             "pvera", "supertuning", "tinylora", "unilora"}
+             "pvera", "supertuning", "tinylora", "unilora", "ln_tuning"}
 
 
 def _positive(x) -> bool:

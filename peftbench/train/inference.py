@@ -93,10 +93,12 @@ def measure_inference(model, loader, cfg, accelerator, method) -> dict:
 
     unmerged, merged, before = _alternate(model, method, one_round)
     merged_model, reason = merge(model, method)
+    rounds = ("rounds that alternate unmerged and merged" if merged else "rounds of the unmerged model"
+              + (", then one round merged" if merged_model is not None else ""))  # no Method.toggle, or no merge
     record = {"examples": examples, "eval_batch_size": t.eval_batch_size, "repeats": REPEATS,
               "unmerged_ms_per_example": per_example(unmerged), "merged_ms_per_example": None,
               "merge": reason or method.merge.__name__, "merged_max_abs_diff": None,
-              "measured": "forward pass, median over rounds that alternate unmerged and merged, per example"}
+              "measured": f"forward pass, median over {rounds}, per example"}
     if merged_model is not None:
         merged_model.eval()
         after = one_round(merged_model, merged)  # the merged model: one more round, and its outputs
