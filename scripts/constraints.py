@@ -43,7 +43,7 @@ def frozen_lines(freeze: str) -> list[str]:
         name = requirement_name(line)
         if name and not line.startswith("-e") and not NOT_LOCKED.match(name):
             kept.append(line.strip())
-    return sorted(kept, key=str.lower)
+    return sorted(kept, key=lambda line: line.split("==")[0].lower())  # as pip freeze orders them
 
 
 def torch_requirements() -> set[str]:
