@@ -15,9 +15,10 @@ from .stages import TRAINED_IN_THIS_PROCESS
 __all__ = ["TRAINED_IN_THIS_PROCESS", "cuda_available", "execute", "is_main_process", "no_cuda", "on_cpu", "process_state"]
 
 
-def execute(cfg, record: dict, on_train=lambda: None) -> None:
+def execute(cfg, record: dict, on_train=lambda: None, setup: dict | None = None) -> None:
     """Run every stage of one run; `on_train()` is called when training begins (before it, a UserError
-    is a mistake in the command and leaves no run file)."""
+    is a mistake in the command and leaves no run file); `setup`: what the caller set up for this process
+    (run/runner.py: why this many threads), recorded with the run's memory and throughput."""
     from . import stages
 
     method, knobs = stages.resolve(cfg)
@@ -29,7 +30,7 @@ def execute(cfg, record: dict, on_train=lambda: None) -> None:
     on_train()
     result, memory = stages.train(cfg, model, train_loader, eval_loaders, accelerator, record)
     stages.report_evaluation(cfg, result, record)
-    stages.measure(cfg, model, result, memory, device, accelerator, record)
+    stages.measure(cfg, model, result, memory, {**device, "setup": setup or {}}, accelerator, record)
     stages.forgetting_after(model, forgetting, record)
     stages.save(cfg, model, record)
     stages.inference_cost(cfg, model, method, eval_loaders, accelerator, record)  # last: it merges in place

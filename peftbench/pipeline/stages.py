@@ -147,7 +147,7 @@ def report_evaluation(cfg, result, record: dict) -> None:
 
 def measure(cfg, model, result, memory, device: dict, accelerator, record: dict) -> None:
     """The run file's `memory`, `throughput` and `timing` (README.md, "Measurement"); `device`: what
-    setup_device found."""
+    setup_device found, and what the runner set up for the process (`setup`)."""
     import torch
 
     t, busy = cfg.train, device["busy"]
@@ -156,7 +156,8 @@ def measure(cfg, model, result, memory, device: dict, accelerator, record: dict)
              "gradient_checkpointing": t.gradient_checkpointing,
              "batch_size": t.batch_size, "grad_accum": t.grad_accum,
              "max_length": cfg.model.max_length, "num_processes": accelerator.num_processes,
-             "threads": torch.get_num_threads()}  # torch's CPU threads per process (hardware.threads)
+             "threads": torch.get_num_threads(),  # torch's CPU threads per process (hardware.threads)
+             **device["setup"]}
     runs_before = TRAINED_IN_THIS_PROCESS[0] - 1  # this run counted itself when it ended training
     record["memory"] = {**memory.result(), **busy, **setup,
                         "measured": "peak during training, evaluation and checkpoints excluded",

@@ -92,7 +92,7 @@ def run(cfg: DictConfig, run_dir: str | Path, ident: dict | None = None) -> dict
     started, write = time.perf_counter(), True
     try:
         with sigterm_raises():
-            execute(cfg, record, on_train=lambda: training.append(True))
+            execute(cfg, record, on_train=lambda: training.append(True), setup={"threads_why": threads.reason()})
         record["status"] = "ok"
     except BaseException as exc:  # Ctrl-C and SIGTERM too: the run file says how the run ended
         if isinstance(exc, UserError) and not training:  # a mistake in the command: no run file (README, "Run files")
