@@ -64,7 +64,7 @@ glue: $(STAMP)  ## MiniLM x 13 methods x RTE, MRPC, STS-B, CoLA, SST-2 x 3 seeds
 	@rc=0; GLUE_OUT=$(GLUE_OUT) PEFTBENCH=$(BIN)/peftbench scripts/glue_minilm.sh $(GLUE_LRS) || rc=$$?; \
 	$(MAKE) glue-report GLUE_DOCS=$(GLUE_OUT) GLUE_COST=runs; exit $$rc
 
-# Run in GLUE_DOCS, so that the tables name run files relative to it (tests/test_glue_table.py regenerates them).
+# Run in GLUE_DOCS, so that the tables name run files relative to it (tests/report/test_glue_table.py regenerates them).
 glue-report: $(STAMP)  ## the MiniLM GLUE tables and plots from GLUE_DOCS/runs (default: regenerate docs/results/glue-minilm)
 	cd $(GLUE_DOCS) && $(abspath $(BIN))/peftbench report runs --best-of train.lr --columns '$(GLUE_COLUMNS)' -o scores.md
 	cd $(GLUE_DOCS) && $(abspath $(BIN))/peftbench report runs --best-of train.lr --columns '$(GLUE_COLUMNS)' --format latex -o scores.tex

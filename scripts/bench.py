@@ -1,7 +1,7 @@
 """A benchmark of peftbench's own measurements (not a test): prints one table per question.
 
     python scripts/bench.py            # or `make bench`: MiniLM on this machine's CPU, ~5-8 minutes
-    python scripts/bench.py --quick    # the tiny model, a minute: a smoke test (tests/test_bench.py)
+    python scripts/bench.py --quick    # the tiny model, a minute: a smoke test (tests/scripts/test_bench.py)
     python scripts/bench.py --only overhead,startup
 
 One module per section in scripts/benchmarks/ (common.py: what they share); `--only` takes these names:

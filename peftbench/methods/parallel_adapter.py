@@ -7,7 +7,7 @@ FFN variant); `mam_adapter` (mix-and-match) is prefix tuning on attention (`pref
 scaled parallel adapter on the feed-forward sub-layer (r = 512 for d = 1024: reduction_factor 2). The
 up projection starts at zero, so an adapter starts as the identity (prefixes do not).
 Each adapter has 2*r*d + r + d parameters. In the paper's setting (BART-large, prefixes in all 36 attention
-modules, adapters on 24 FFNs) MAM tunes 6.7% of the model's parameters (tests/test_params.py derives it).
+modules, adapters on 24 FFNs) MAM tunes 6.7% of the model's parameters (tests/methods/test_params.py derives it).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ The mean is over tokens, not over lines (a long line weighs more), every real to
 each line is predicted, padding is left out. "Before" is measured on the base model: inside peft's
 `disable_adapter()` (so prompt tuning's virtual tokens, which start far from neutral, do not count as
 forgetting), and for full fine-tuning and the methods written here on the model before training (the
-latter are the identity at init: tests/test_method_invariants.py).
+latter are the identity at init: tests/methods/test_method_invariants.py).
 
 The text: `general_text.txt` beside this file, 300 lines of plain English sentences generated from
 templates by scripts/make_general_text.py (its docstring says how); `train.forgetting_text=<file>`

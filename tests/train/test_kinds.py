@@ -151,7 +151,7 @@ def test_image_processor_resizes_and_normalises(tmp_path):
 
 def test_cli_runs_a_generation_task(tmp_path):
     exe = Path(sys.executable).parent / "peftbench"
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
     data = taskdata.gsm8k(tmp_path / "gsm8k")
     out = subprocess.run([exe, "run", "model=tiny-gpt2", "task=gsm8k", f"task.data_dir={data}", "task.max_new_tokens=4",
                           *taskdata.QUICK, f"results_dir={tmp_path}"], capture_output=True, text=True, timeout=300,

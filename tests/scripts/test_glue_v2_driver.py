@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 spec = importlib.util.spec_from_file_location("glue_v2", ROOT / "scripts" / "glue_v2.py")
 glue_v2 = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(glue_v2)

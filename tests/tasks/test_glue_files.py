@@ -15,7 +15,7 @@ from conftest import TINY_MODEL, make_cfg
 from peftbench.errors import UserError
 from peftbench.tasks import load_task
 
-GLUE = Path(__file__).resolve().parents[2] / "shared" / "data" / "glue"
+GLUE = Path(__file__).resolve().parents[3] / "shared" / "data" / "glue"
 pytestmark = pytest.mark.skipif(not GLUE.is_dir(), reason=f"no real GLUE files at {GLUE} (shared/data/glue "
                                 "beside the checkout, as CI places it)")
 

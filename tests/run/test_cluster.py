@@ -14,7 +14,7 @@ import pytest
 from conftest import TINY_MODEL
 
 pytestmark = pytest.mark.cluster
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")

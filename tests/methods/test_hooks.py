@@ -9,7 +9,7 @@ import pytest
 from peftbench.errors import UserError
 from peftbench.methods.hooks import ATTRIBUTE, HOOK_NAMES, ModelHooks, attach_hooks, hooks_of
 
-PACKAGE = Path(__file__).resolve().parents[1] / "peftbench"
+PACKAGE = Path(__file__).resolve().parents[2] / "peftbench"
 
 
 def peftbench_attributes(tree) -> list[tuple[str, int]]:

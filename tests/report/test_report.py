@@ -1,5 +1,5 @@
-"""`peftbench report` on hand-made run files. The golden files in tests/golden/ are the exact output;
-regenerate them with `UPDATE_GOLDEN=1 python -m pytest tests/test_report.py` and review the diff.
+"""`peftbench report` on hand-made run files. The golden files in tests/report/golden/ are the exact output;
+regenerate them with `UPDATE_GOLDEN=1 python -m pytest tests/report/test_report.py` and review the diff.
 
 Fixture (hand-computed, scores x 100): three methods on MRPC (acc, F1), MNLI (acc m/mm) and RTE.
 - lora, 2 seeds everywhere: MRPC acc 80/84 -> 82.0 +- 2.8, F1 86/90 -> 88.0 +- 2.8 (task score 85.0);
@@ -202,7 +202,7 @@ def test_plots_png_and_pdf(runs_dir, capsys, tmp_path):
 def test_report_imports_neither_torch_nor_matplotlib(runs_dir):
     code = ("import sys; from peftbench.cli import main; main(['report', sys.argv[1], '--format', 'latex']); "
             "print('torch' in sys.modules, 'matplotlib' in sys.modules)")
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}  # this checkout, not an installed one
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}  # this checkout, not an installed one
     out = subprocess.run([sys.executable, "-c", code, runs_dir], capture_output=True, text=True, timeout=60, env=env)
     assert out.stdout.strip().endswith("False False"), out.stdout + out.stderr
 

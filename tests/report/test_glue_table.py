@@ -8,7 +8,7 @@ import pytest
 
 from peftbench.report.command import main as report
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs" / "results" / "glue-minilm"
 COLUMNS = re.search(r"^GLUE_COLUMNS := (.+)$", (ROOT / "Makefile").read_text(), re.M).group(1)
 

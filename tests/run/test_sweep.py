@@ -6,7 +6,7 @@ import json
 from conftest import TINY
 from peftbench.cli import main
 
-# in this process (launch.process=inline): fast; tests/test_sweep_process.py covers the default child processes
+# in this process (launch.process=inline): fast; tests/run/test_sweep_process.py covers the default child processes
 GRID = ["-m", *TINY, "method=lora,bitfit", "seed=1,2", "launch.process=inline"]
 
 

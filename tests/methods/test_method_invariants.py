@@ -30,7 +30,7 @@ VARIANTS = {"sparse_ft/pafi": ["method.mask=pafi", "method.density=0.05"],
 # side network with its own classifier; peft initialises FourierFT's spectrum (init_weights=false)
 # and C3A's kernels (xavier_uniform) randomly by default; peftbench keeps peft's defaults.
 # Binary adapters start their up projection at N(0, 0.001) (quantising a zero matrix is undefined), as
-# the paper's code does: near the base model (tests/test_binary_adapter.py), not at it.
+# the paper's code does: near the base model (tests/methods/test_binary_adapter.py), not at it.
 # VPT and VQT add tokens and (VQT) a new head over them.
 NOT_IDENTITY = {"prompt_tuning", "p_tuning", "prefix_tuning", "prefix_tuning_peft", "mam_adapter", "lst", "fourierft",
                 "c3a", "binary_adapter", "vpt", "vqt"}
