@@ -97,7 +97,6 @@ def apply_pooling(model, pooling: str, family: str, kind: str, name: str):
         model.dropout = nn.Identity()  # the head drops out after the pooler, as BERT's classifier does
     bert.pooler = pool
     bert.register_forward_pre_hook(pool.capture, with_kwargs=True)
-    model.peftbench_pooling = pooling
     return model
 
 
@@ -117,8 +116,9 @@ class PooledHead(nn.Module):
 def take_head(model) -> PooledHead | None:
     """With `model.pooling` set: the model's pooling, dropout and classifier, taken out of the model (its
     `classifier` becomes Identity) to be trained by the caller. None under `default`."""
-    if not getattr(model, "peftbench_pooling", None):
+    pool = getattr(getattr(model, getattr(model, "base_model_prefix", ""), None), "pooler", None)
+    if not isinstance(pool, SequencePooling):  # model.pooling=default: the model as transformers built it
         return None
-    head = PooledHead(getattr(model, model.base_model_prefix).pooler, model.dropout, model.classifier)
+    head = PooledHead(pool, model.dropout, model.classifier)
     model.classifier = nn.Identity()
     return head.requires_grad_(True)
