@@ -14,7 +14,7 @@ import pytest
 from conftest import TINY_MODEL
 
 pytestmark = pytest.mark.cluster
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from conftest import TINY, make_cfg
 from peftbench.run.runner import run
 
 LONG = [*TINY, "train.max_steps=60", "train.checkpoint_every=10", "train.log_every=5", "train.eval_every=20"]
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _start_and_kill(run_dir: Path, sig: int) -> int:
