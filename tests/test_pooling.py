@@ -213,3 +213,11 @@ def test_peft_trains_a_head_of_several_modules_whole_as_in_house_methods_do():
               for m in ("lora", "adapter_houlsby")}
     assert counts["lora"]["head_modules"] == ["pooler", "classifier"]
     assert counts["lora"]["head"] == counts["adapter_houlsby"]["head"] == POOLER + HEAD  # DeBERTa's pooler trains
+
+
+def test_masked_mean_under_bf16_is_the_exact_mean_rounded_once():
+    torch.manual_seed(0)
+    hidden, mask = torch.randn(64, 100, 8).to(torch.bfloat16), (torch.rand(64, 100) > 0.3).long()
+    exact = (hidden.double() * mask.double().unsqueeze(-1)).sum(1) / mask.double().sum(1, keepdim=True)
+    mean = masked_mean(hidden, mask)  # a sum rounded to bf16, then divided, misses in a quarter of the entries
+    assert mean.dtype == torch.bfloat16 and torch.equal(mean, exact.to(torch.bfloat16))
