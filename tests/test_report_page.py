@@ -81,7 +81,7 @@ def test_cost_only_from_runs_measured_alone(tmp_path):
     by = {(r["label"], r["task"]): r for r in data["rows"]}
     assert by["lora", "glue/rte"]["memory"]["mean"] == pytest.approx(900 + 0.73728 - 500)
     assert by["bitfit", "glue/rte"]["memory"] is None and by["bitfit", "glue/rte"]["throughput"] is None
-    assert data["alone"] == 12 and any("only runs measured alone (12 of 24)" in n for n in data["notes"])
+    assert data["alone"] == 12 and any("only where every run of a row was measured alone (12 of 24 runs were)" in n for n in data["notes"])
 
 
 def test_best_and_ties_per_task(tmp_path):

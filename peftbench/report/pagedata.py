@@ -39,10 +39,12 @@ def budget(run: dict) -> str:
 
 
 def cost(runs: list[dict]) -> dict:
-    """Memory and samples/s over the runs measured alone (None where none was)."""
-    alone = [r for r in runs if measured_alone(r)]
-    return {"memory": stats([peak_memory_mb(r) for r in alone]),
-            "throughput": stats([r["throughput"]["train_samples_per_s"] for r in alone if r.get("throughput")])}
+    """Memory and samples/s over the runs, when every one was measured alone (else None: a mean of alone and
+    shared figures, or of one device and another, would describe neither)."""
+    if not all(measured_alone(r) for r in runs):
+        return {"memory": None, "throughput": None}
+    return {"memory": stats([peak_memory_mb(r) for r in runs]),
+            "throughput": stats([r["throughput"]["train_samples_per_s"] for r in runs if r.get("throughput")])}
 
 
 def run_entry(run: dict, differing: list[str], link_from: Path) -> dict:
@@ -114,9 +116,9 @@ def points(rows: list[dict], tasks: list[str]) -> list[dict]:
 
 
 def pooled(parts: list[dict | None]) -> dict | None:
-    """The mean over rows of their cost means (each row's runs alone), std over those means."""
-    means = [p["mean"] for p in parts if p]
-    return stats(means)
+    """The mean over a point's rows (its tasks) of their cost means, std over those means; None unless
+    every row has the figure."""
+    return None if None in parts else stats([p["mean"] for p in parts])
 
 
 def page_data(ok: list[dict], keys: list[str], link_from: Path, tuned: str = "train.lr") -> dict:

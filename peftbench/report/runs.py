@@ -208,6 +208,7 @@ def alone_note(ok: list[dict]) -> str:
     left = sum(not measured_alone(r) for r in ok)
     if not left:
         return ""
-    return (f"Memory and samples/s: only runs measured alone ({len(ok) - left} of {len(ok)}): the first run in its "
-            f"process and, on a GPU, with under {BUSY_GPU_MB} MB held by other processes; the other {left} shared "
-            "a process or a GPU (or their run files do not say), so their figures describe the neighbours too.")
+    return (f"Memory and samples/s: only where every run of a row was measured alone ({len(ok) - left} of {len(ok)} "
+            f"runs were): the first run in its process and, on a GPU, with under {BUSY_GPU_MB} MB held by other "
+            f"processes; the other {left} shared a process or a GPU (or their run files do not say), so their "
+            "figures describe the neighbours too.")
