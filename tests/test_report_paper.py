@@ -4,6 +4,8 @@ apart, colour by family, parameters counted as the table counts them, cost only 
 
 import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -131,3 +133,19 @@ def test_labels_do_not_overlap(tmp_path, capsys, monkeypatch):
     boxes = [t.get_window_extent(renderer) for t in fig.axes[0].texts]
     assert len(boxes) == 5
     assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed (apt: texlive-latex-base "
+                                                              "texlive-latex-recommended)")
+def test_latex_notes_fit_a_two_column_papers_column(tmp_path, capsys):
+    make_runs(tmp_path / "runs")
+    assert main(["report", str(tmp_path / "runs"), "--format", "latex", "--columns", "glue/rte,avg"]) == 0
+    (tmp_path / "table.tex").write_text(capsys.readouterr().out)
+    (tmp_path / "doc.tex").write_text("\\documentclass[twocolumn]{article}\n\\usepackage{booktabs}\n"
+                                      "\\usepackage[utf8]{inputenc}\n\\begin{document}\n"
+                                      "\\begin{table}\\centering\\small\\input{table}\\end{table}\nText.\n\\end{document}\n")
+    done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "Overfull \\hbox" not in (tmp_path / "doc.log").read_text()  # note rows made it 200+ pt too wide

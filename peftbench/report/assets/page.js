@@ -62,7 +62,7 @@ function visibleRows() {
   const col = COLUMNS.find((c) => c.key === state.sort);
   return rows.sort((a, b) => {
     const va = col.value(a), vb = col.value(b);
-    if (va === vb) return a.label < b.label ? -1 : a.label > b.label ? 1 : a.task < b.task ? -1 : 1;
+    if (va === vb) return (b.score.mean - a.score.mean) || (a.label < b.label ? -1 : a.label > b.label ? 1 : 0);  // ties: best first
     if (va === null || va === undefined || va === "") return 1;  // missing values last, either way
     if (vb === null || vb === undefined || vb === "") return -1;
     return (va < vb ? -1 : 1) * state.dir;
@@ -247,7 +247,8 @@ function setupText() {
   const methods = new Set(DATA.rows.map((r) => r.label)).size;
   const what = DATA.row_keys.length === 1 && DATA.row_keys[0] === "method" ? "methods" : `${DATA.row_keys.join(" / ")} rows`;
   $("#summary").textContent = `${DATA.total} runs: ${methods} ${what} × ${DATA.tasks.length} tasks ` +
-    `(${DATA.tasks.join(", ")}); memory and speed from the ${DATA.alone} runs measured alone.`;
+    `(${DATA.tasks.join(", ")}). Memory and speed only for rows whose runs were all measured alone: ` +
+    `${DATA.rows.filter((r) => r.memory).length} of ${DATA.rows.length} rows (${DATA.alone} of ${DATA.total} runs measured alone).`;
   $("#note-list").replaceChildren(...DATA.notes.map((n) => el("li", { text: n })));
   if (DATA.failed.length) $("#failed").replaceChildren(el("p", { text: DATA.failed[0] }),
     el("ul", {}, ...DATA.failed.slice(1).map((f) => el("li", { text: f.replace(/^- /, "") }))));
