@@ -116,3 +116,20 @@ def test_cost_and_compare_tables_stay_plain_html(tmp_path):
     out = tmp_path / "cost.html"
     assert main(["report", str(tmp_path / "runs"), "--table", "cost", "--format", "html", "-o", str(out)]) == 0
     assert out.read_text().startswith('<table class="peftbench">')
+
+
+def test_data_that_would_break_the_page_is_escaped(tmp_path):
+    make_runs(tmp_path / "runs")
+    path = tmp_path / "runs" / "minilm_lora_glue-rte_s1" / "run.json"
+    record = json.loads(path.read_text())
+    record["config"]["note"] = "</script><script>alert(1)</script>"
+    record["eval_history"][0]["accuracy"] = float("nan")  # json.dumps writes NaN, which JSON.parse refuses
+    path.write_text(json.dumps(record))
+    out = tmp_path / "page.html"
+    assert main(["report", str(tmp_path / "runs"), "--format", "html", "-o", str(out)]) == 0
+    text = out.read_text()
+    assert "alert(1)</script>" not in text and "NaN" not in text.split('id="data">')[1].split("</script>")[0]
+    data = page_data(out)
+    lora = next(r for r in data["rows"] if r["label"] == "lora" and r["task"] == "glue/rte")
+    assert data["runs"][lora["runs"][0]]["evals"][0]["accuracy"] is None
+    assert data["runs"][lora["runs"][0]]["diff"]["note"] == "</script><script>alert(1)</script>"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import re
 from importlib import resources
 from pathlib import Path
@@ -24,9 +25,20 @@ def asset(*parts: str) -> str:
     return resources.files("peftbench.report").joinpath(*parts).read_text(encoding="utf-8")
 
 
+def finite(value):
+    """NaN and infinities (a Pearson correlation of constant predictions) as null: JSON has no NaN."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
+
+
 def inline_json(data) -> str:
     """JSON safe inside a <script> element: no "</" can close it early."""
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False).replace("</", "<\\/")
+    return json.dumps(finite(data), separators=(",", ":"), ensure_ascii=False, allow_nan=False).replace("</", "<\\/")
 
 
 def title_of(ok: list[dict]) -> str:

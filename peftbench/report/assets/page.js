@@ -74,6 +74,8 @@ function renderHead() {
   tr.replaceChildren(...COLUMNS.map((c) => {
     const th = el("th", { class: c.num ? "num" : "", "data-key": c.key, text: c.title, scope: "col" });
     if (c.key === state.sort) th.setAttribute("aria-sort", state.dir > 0 ? "ascending" : "descending");
+    th.tabIndex = 0;
+    th.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); th.click(); } });
     th.addEventListener("click", () => {
       state.dir = state.sort === c.key ? -state.dir : (c.num ? -1 : 1);  // numbers start high
       state.sort = c.key;
@@ -215,12 +217,12 @@ function drawPareto() {
   if (paretoChart) paretoChart.destroy();
   paretoChart = new Chart($("#pareto-chart"), {
     type: "scatterWithErrorBars", data: { datasets }, plugins: [ChartDataLabels],
-    options: { maintainAspectRatio: false, layout: { padding: { right: 60 } },
+    options: { maintainAspectRatio: false, layout: { padding: { right: 90 } },  // room for the rightmost labels
       scales: { x: { type: axis.log ? "logarithmic" : "linear", title: { display: true, text: axis.title },
                      ticks: axis.log ? { maxRotation: 0, callback: (v) => (Math.log10(v) % 1 === 0 ? (v === 1 ? "≤1" : human(v)) : "") } : {} },
                 y: { title: { display: true, text: yTitle } } },
       plugins: {
-        legend: { position: "right", labels: { usePointStyle: true } },
+        legend: { position: "bottom", labels: { usePointStyle: true } },
         datalabels: { display: "auto", align: "right", offset: 6, color: "#1d2330", font: { size: 11 },
                       formatter: (p) => p.label },
         tooltip: { callbacks: { label: (ctx) => tooltip(ctx.raw, xKey) } } } } });
