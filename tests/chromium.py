@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import select
 import shutil
 import subprocess
 import sys
@@ -51,15 +52,21 @@ class Browser:
         os.close(to_chrome_r)
         os.close(from_chrome_w)
         self._buffer = b""
-        target = self.send("Target.createTarget", url="about:blank")["targetId"]
-        self.session = self.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
-        for domain in ("Page", "Runtime", "Log"):
-            self.send(f"{domain}.enable", session=True)
-        self.send("Emulation.setDeviceMetricsOverride", session=True, width=width, height=height,
-                  deviceScaleFactor=1, mobile=False)
+        try:
+            target = self.send("Target.createTarget", url="about:blank")["targetId"]
+            self.session = self.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+            for domain in ("Page", "Runtime", "Log"):
+                self.send(f"{domain}.enable", session=True)
+            self.send("Emulation.setDeviceMetricsOverride", session=True, width=width, height=height,
+                      deviceScaleFactor=1, mobile=False)
+        except BaseException:
+            self.close()
+            raise
 
     def _read(self) -> dict:
         while b"\0" not in self._buffer:
+            if not select.select([self._r], [], [], self.timeout)[0]:
+                raise TimeoutError(f"Chromium sent nothing for {self.timeout} s")
             chunk = os.read(self._r, 1 << 16)
             if not chunk:
                 raise RuntimeError("Chromium closed the DevTools pipe")

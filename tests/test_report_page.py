@@ -133,3 +133,18 @@ def test_data_that_would_break_the_page_is_escaped(tmp_path):
     lora = next(r for r in data["rows"] if r["label"] == "lora" and r["task"] == "glue/rte")
     assert data["runs"][lora["runs"][0]]["evals"][0]["accuracy"] is None
     assert data["runs"][lora["runs"][0]]["diff"]["note"] == "</script><script>alert(1)</script>"
+
+
+def test_the_committed_glue_page_is_what_the_report_makes(tmp_path, monkeypatch):
+    """docs/results/glue-minilm/page.html (`make glue-report`): the same page but for where its links point."""
+    docs = Path(__file__).resolve().parents[1] / "docs" / "results" / "glue-minilm"
+    monkeypatch.chdir(docs)
+    out = tmp_path / "page.html"
+    assert main(["report", "runs", "--best-of", "train.lr", "--format", "html", "-o", str(out)]) == 0
+    made, committed = page_data(out), page_data(docs / "page.html")
+    for data, base in ((made, tmp_path), (committed, docs)):
+        for run in data["runs"]:
+            run["link"] = str((base / run.pop("link")).resolve())
+    assert made == committed
+    strip = re.compile(r'(<script type="application/json" id="data">).*?(</script>)', re.S)
+    assert strip.sub(r"\1\2", out.read_text()) == strip.sub(r"\1\2", (docs / "page.html").read_text())
