@@ -135,12 +135,17 @@ def test_data_that_would_break_the_page_is_escaped(tmp_path):
     assert data["runs"][lora["runs"][0]]["diff"]["note"] == "</script><script>alert(1)</script>"
 
 
-def test_the_committed_glue_page_is_what_the_report_makes(tmp_path, monkeypatch):
-    """docs/results/glue-minilm/page.html (`make glue-report`): the same page but for where its links point."""
-    docs = Path(__file__).resolve().parents[1] / "docs" / "results" / "glue-minilm"
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "results" / "glue-minilm"
+
+
+@pytest.mark.parametrize("docs, args", [  # the commands in the folders' READMEs (make glue-report for the first)
+    (DOCS, ["--best-of", "train.lr"]),
+    (DOCS / "literature-sst2", ["--rows", "method,config.method.mask,config.train.lr,config.train.ist.layers"])])
+def test_the_committed_pages_are_what_the_report_makes(tmp_path, monkeypatch, docs, args):
+    """The committed pages: the same page but for where its links point (relative to where it is written)."""
     monkeypatch.chdir(docs)
     out = tmp_path / "page.html"
-    assert main(["report", "runs", "--best-of", "train.lr", "--format", "html", "-o", str(out)]) == 0
+    assert main(["report", "runs", *args, "--format", "html", "-o", str(out)]) == 0
     made, committed = page_data(out), page_data(docs / "page.html")
     for data, base in ((made, tmp_path), (committed, docs)):
         for run in data["runs"]:

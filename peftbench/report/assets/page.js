@@ -194,9 +194,11 @@ function paretoPoints(yKey, xKey, budget) {
     const y = yKey === "avg" ? p.avg : p.scores[yKey];
     const x = xKey === "params" ? { mean: Math.max(p.params, 1), std: null } : p[xKey];
     if (!y || !x) { missing.push(p.label); continue; }
-    shown.push({ x: x.mean, y: y.mean, xMin: x.mean - (x.std || 0), xMax: x.mean + (x.std || 0),
-                 yMin: y.mean - (y.std || 0), yMax: y.mean + (y.std || 0), label: p.label, family: p.family,
-                 n: y.n, ystd: y.std, xstd: x.std, params: p.params });
+    const point = { x: x.mean, y: y.mean, label: p.label, family: p.family, n: y.n, ystd: y.std, xstd: x.std,
+                    params: p.params };
+    if (y.std !== null) Object.assign(point, { yMin: y.mean - y.std, yMax: y.mean + y.std });  // one seed: no bar
+    if (x.std !== null) Object.assign(point, { xMin: x.mean - x.std, xMax: x.mean + x.std });
+    shown.push(point);
   }
   return { shown, missing };
 }
@@ -213,7 +215,7 @@ function drawPareto() {
     borderWidth: 1.5, datalabels: { display: false } });
   const yTitle = yKey === "avg" ? `avg over ${DATA.tasks.length} tasks (mean of task scores × 100)` : `${yKey} score × 100`;
   const note = missing.length ? `Not drawn (no ${yKey === "avg" ? "score for every task" : "run"}${xKey === "params" ? "" : " or none measured alone"}): ${missing.join(", ")}. ` : "";
-  $("#pareto-hint").textContent = note + "Bars: ± std over seeds (avg: the tasks' std combined). Hover a point for its figures.";
+  $("#pareto-hint").textContent = note + "Bars: ± std over seeds (avg: the tasks' std combined; none for one seed). Hover a point for its figures.";
   if (paretoChart) paretoChart.destroy();
   paretoChart = new Chart($("#pareto-chart"), {
     type: "scatterWithErrorBars", data: { datasets }, plugins: [ChartDataLabels],
@@ -223,7 +225,9 @@ function drawPareto() {
                 y: { title: { display: true, text: yTitle } } },
       plugins: {
         legend: { position: "bottom", labels: { usePointStyle: true } },
-        datalabels: { display: "auto", align: "right", offset: 6, color: "#1d2330", font: { size: 11 },
+        datalabels: { display: "auto", offset: 6, clamp: true,
+                      align: (ctx) => (ctx.chart.scales.x.getPixelForValue(ctx.dataset.data[ctx.dataIndex].x)
+                                       > ctx.chart.chartArea.right - 160 ? "left" : "right"),  // labels stay inside color: "#1d2330", font: { size: 11 },
                       formatter: (p) => p.label },
         tooltip: { callbacks: { label: (ctx) => tooltip(ctx.raw, xKey) } } } } });
 }
@@ -248,7 +252,8 @@ function setupPareto() {
 function setupText() {
   const methods = new Set(DATA.rows.map((r) => r.label)).size;
   const what = DATA.row_keys.length === 1 && DATA.row_keys[0] === "method" ? "methods" : `${DATA.row_keys.join(" / ")} rows`;
-  $("#summary").textContent = `${DATA.total} runs: ${methods} ${what} × ${DATA.tasks.length} tasks ` +
+  const tasks = `${DATA.tasks.length} task${DATA.tasks.length > 1 ? "s" : ""}`;
+  $("#summary").textContent = `${DATA.total} runs: ${methods} ${what} × ${tasks} ` +
     `(${DATA.tasks.join(", ")}). Memory and speed only for rows whose runs were all measured alone: ` +
     `${DATA.rows.filter((r) => r.memory).length} of ${DATA.rows.length} rows (${DATA.alone} of ${DATA.total} runs measured alone).`;
   $("#note-list").replaceChildren(...DATA.notes.map((n) => el("li", { text: n })));
