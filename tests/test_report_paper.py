@@ -80,9 +80,11 @@ def test_plots_views_error_bars_and_the_parameter_axis(tmp_path, capsys, monkeyp
 
     monkeypatch.setattr(matplotlib.figure.Figure, "savefig", keep)
     out, _ = plots(tmp_path, capsys)
-    assert sorted(p.name for p in out.iterdir()) == [f"{n}.{e}" for n in ("loss", "memory", "score_vs_memory",
+    assert sorted(p.name for p in out.iterdir()) == [f"{n}.{e}" for n in ("eval", "loss", "memory", "score_vs_memory",
                                                                           "score_vs_params", "score_vs_throughput")
                                                      for e in ("pdf", "png")]
+    curve = {line.get_label(): list(line.get_ydata()) for line in seen["eval"].axes[0].lines}  # glue/rte
+    assert curve["full"] == pytest.approx([57.0, 62.0])  # the mean over seeds of each evaluation, × 100
     ax = seen["score_vs_params"].axes[0]
     labels = {t.get_text().strip(): t.get_position() for t in ax.texts}
     assert labels.keys() == {"full", "lora", "bitfit", "prompt_tuning"}
@@ -108,7 +110,7 @@ def test_no_cost_plots_without_runs_measured_alone(tmp_path, capsys):
     assert main(["report", str(tmp_path / "runs"), "--plots", str(tmp_path / "plots")]) == 0
     err = capsys.readouterr().err
     assert re.search(r"no score_vs_memory \(memory only from runs measured alone", err)
-    assert sorted({p.stem for p in (tmp_path / "plots").iterdir()}) == ["loss", "score_vs_params"]
+    assert sorted({p.stem for p in (tmp_path / "plots").iterdir()}) == ["eval", "loss", "score_vs_params"]
 
 
 def test_labels_do_not_overlap(tmp_path, capsys, monkeypatch):

@@ -2,8 +2,9 @@
 tasks, or the one task's score) against trainable parameters (head excluded, as the table counts them;
 log x), peak memory and training samples/s, each with seed error bars, its Pareto front, points coloured
 by method family and labels placed apart (adjustText, `pip install peftbench[plots]`; without it labels
-sit beside their points); peak memory as bars; training loss per task. Memory and speed only from runs
-measured alone (runs.measured_alone): a view with none is left out, and a line says why.
+sit beside their points); peak memory as bars; per task the training loss and (runs evaluated more than
+once) the eval curves. Memory and speed only from runs measured alone (runs.measured_alone): a view with
+none is left out, and a line says why.
 The numbers are the page's (`pagedata`). matplotlib is imported only here."""
 
 from __future__ import annotations
@@ -93,25 +94,34 @@ def memory_bars(plt, points: list[dict]):
     return fig
 
 
-def loss_curves(plt, data: dict):
-    """One panel per task: each row's training loss, the mean over its seeds at each logged step."""
+def run_curve(run: dict, kind: str) -> dict:
+    """{step: value}: the training loss, or the first metric of each evaluation (× 100)."""
+    if kind == "loss":
+        return {step: loss for step, loss in run["loss"]}
+    return {e["step"]: 100 * v for e in run["evals"]
+            for v in [next((e[k] for k in e if k != "step"), None)] if v is not None}
+
+
+def curves(plt, data: dict, kind: str):
+    """One panel per task: each row's training loss (kind "loss") or eval metric ("eval"), the mean over
+    its seeds at each step they share."""
     tasks = data["tasks"]
     fig, axes = plt.subplots(1, len(tasks), figsize=(3.2 * len(tasks) + 1.6, 3.2), squeeze=False)
     styles = ["-", "--", ":", "-."]
     for ax, task in zip(axes[0], tasks):
         seen: dict[str, int] = {}
         for row in (r for r in data["rows"] if r["task"] == task):
-            curves = [dict(map(tuple, data["runs"][i]["loss"])) for i in row["runs"]]
-            steps = sorted(set.intersection(*(set(c) for c in curves))) if curves else []
+            lines = [run_curve(data["runs"][i], kind) for i in row["runs"]]
+            steps = sorted(set.intersection(*(set(c) for c in lines))) if lines else []
             if not steps:
                 continue
             style = styles[seen.setdefault(row["family"], 0) % len(styles)]
             seen[row["family"]] += 1
-            ax.plot(steps, [statistics.fmean(c[s] for c in curves) for s in steps], ls=style, lw=1,
-                    color=colour(row["family"]), label=row["label"])
+            ax.plot(steps, [statistics.fmean(c[s] for c in lines) for s in steps], ls=style, lw=1,
+                    marker="o" if kind == "eval" else None, ms=3, color=colour(row["family"]), label=row["label"])
         ax.set(title=task, xlabel="step")
         ax.grid(True, alpha=0.3)
-    axes[0][0].set_ylabel("training loss (mean over seeds)")
+    axes[0][0].set_ylabel("training loss (mean over seeds)" if kind == "loss" else "eval metric × 100 (mean over seeds)")
     handles, labels = axes[0][-1].get_legend_handles_labels()
     fig.legend(handles, labels, fontsize=7, loc="center right", frameon=False)
     fig.tight_layout(rect=(0, 0, 1 - 1.5 / fig.get_figwidth(), 1))
@@ -144,11 +154,13 @@ def save_plots(table: Table, ok: list[dict], keys: list[str], out_dir: str) -> l
     if any(p["memory"] for p in points):
         figures["memory"] = memory_bars(plt, points)
     if any(run["loss"] for run in data["runs"]):
-        figures["loss"] = loss_curves(plt, data)
+        figures["loss"] = curves(plt, data, "loss")
+    if any(len(run["evals"]) > 1 for run in data["runs"]):  # one evaluation per run draws no curve
+        figures["eval"] = curves(plt, data, "eval")
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, fig in figures.items():
-        if name != "loss":
+        if name not in ("loss", "eval"):
             fig.tight_layout(rect=(0, 0.03, 1, 1))  # room for the caption line
         for ext, meta in (("png", {"Software": None}), ("pdf", {"CreationDate": None})):
             paths.append(out / f"{name}.{ext}")
