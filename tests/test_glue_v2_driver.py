@@ -17,7 +17,7 @@ spec.loader.exec_module(glue_v2)
 
 def _run(method, task, lr, score, seed=1, status="ok", parity=False):
     return {"method": method, "task": task, "seed": seed, "status": status, "main_score": score,
-            "config": {"train": {"lr": float(lr), "group_by_length": not parity},
+            "config": {"train": {"lr": float(lr), "group_by_length": not parity}, "model": {"pooling": "default"},
                        "hardware": {"mixed_precision": "no" if parity else "bf16"}}}
 
 
@@ -64,6 +64,69 @@ def test_a_job_is_done_when_each_of_its_runs_has_an_ok_run_file():
     assert parity.done([_run("lora", "glue/sst2", "1.5e-3", 0.8, seed=s, parity=True) for s in (1, 2, 3)])
 
 
+def test_the_head_stage_compares_every_pooling_and_picks_the_best_mean():
+    jobs = glue_v2.head_jobs()
+    assert {j.match["model.pooling"] for j in jobs} == set(glue_v2.POOLINGS)
+    assert all(j.folder == glue_v2.HEAD_FOLDER for j in jobs)  # never mistaken for the table's runs
+    runs = []
+    for j in jobs:
+        score = {"default": 0.5, "pooler": 0.6, "cls": 0.55, "mean": 0.6}[j.match["model.pooling"]]
+        for s in j.seeds:
+            r = _run(j.method, j.tasks[0], j.lr, score, seed=s)
+            r["config"]["model"] = {"pooling": j.match["model.pooling"]}
+            r["config"]["train"]["epochs"] = 1
+            r["config"]["task"] = {"max_train_samples": 5000}
+            runs.append(r)
+    assert glue_v2.pick_pooling(runs[:-1]) is None  # one run missing
+    picked = glue_v2.pick_pooling(runs)
+    assert picked["pooling"] == "pooler"  # tied with mean: the earlier in POOLINGS
+    assert picked["scores"]["default"] == 0.5
+
+
+def _write(folder: Path, runs: list[dict]) -> None:
+    for i, run in enumerate(runs):
+        (folder / "runs" / f"r{i}").mkdir(parents=True)
+        (folder / "runs" / f"r{i}" / "run.json").write_text(json.dumps(run))
+
+
+def test_the_driver_goes_from_the_head_stage_to_the_pilot_to_the_grid(tmp_path):
+    args = glue_v2.argparse.Namespace(out=str(tmp_path), pooling=None, stage="all", no_parity=False, snapshot=None)
+    driver = glue_v2.Driver(args)
+    assert driver.pooling is None
+    runs = []
+    for j in glue_v2.head_jobs():
+        for s in j.seeds:
+            r = _run(j.method, j.tasks[0], j.lr, 0.7 if j.match["model.pooling"] == "mean" else 0.6, seed=s)
+            r["config"]["model"] = {"pooling": j.match["model.pooling"]}
+            r["config"]["train"]["epochs"] = 1
+            r["config"]["task"] = {"max_train_samples": 5000 if j.tasks[0] == "glue/sst2" else None}
+            runs.append(r)
+    _write(tmp_path / glue_v2.HEAD_FOLDER, runs[1:])
+    driver.update_picks(["lora", "head"], [])
+    assert driver.pooling is None and not driver.queue  # one head run missing: wait
+    _write(tmp_path / "late", runs[:1])
+    (tmp_path / "late" / "runs" / "r0").rename(tmp_path / glue_v2.HEAD_FOLDER / "runs" / "late")
+    driver.update_picks(["lora", "head"], [])
+    assert driver.pooling == "mean"
+    assert {j.name.split()[0] for j in driver.queue} == {"pilot"} and len(driver.queue) == 6
+    assert all("model.pooling=mean" in j.overrides for j in driver.queue)
+    pilot = []
+    for j in driver.queue:
+        for t in j.tasks:
+            r = _run(j.method, t, j.lr, 0.9 if j.lr in ("5e-4", "1e-2") else 0.5)
+            r["config"]["model"]["pooling"] = "mean"
+            pilot.append(r)
+    driver.update_picks(["lora", "head"], pilot)
+    assert driver.picks["lora"]["lr"] == "5e-4" and driver.picks["head"]["lr"] == "1e-2"
+    grid = [j for j in driver.queue if j.name.startswith("grid")]
+    assert len(grid) == 10 and all("model.pooling=mean" in j.overrides for j in grid)
+    assert sum(j.parity for j in driver.queue) == 2  # lora's fp32/ungrouped SST-2 and STS-B
+    saved = json.loads((tmp_path / "picks.json").read_text())
+    assert saved["_pooling"]["pooling"] == "mean" and saved["lora"]["lr"] == "5e-4"
+    again = glue_v2.Driver(args)  # a re-run reads the picks back: no head stage, same pooling
+    assert again.pooling == "mean"
+
+
 def test_bad_arguments_name_the_value(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         glue_v2.main(["--data", str(tmp_path), "--methods", "lora,lorra"])
@@ -100,7 +163,7 @@ def test_a_tiny_pilot_and_grid_run_end_to_end_and_a_rerun_skips_what_is_done(tmp
     data = write_glue_folder(tmp_path / "glue")
     out = tmp_path / "out"
     cmd = [sys.executable, str(ROOT / "scripts" / "glue_v2.py"), "--data", str(data), "--out", str(out),
-           "--methods", "bitfit", "--jobs", "2", "--hardware", "cpu", "--no-parity",
+           "--methods", "bitfit", "--jobs", "2", "--hardware", "cpu", "--no-parity", "--pooling", "mean",
            "--peftbench", f"{sys.executable} -m peftbench.cli", "--snapshot", str(tmp_path / "snap.tar.gz"),
            "--extra", "model=tiny train.max_steps=2 train.eval_every=0"]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=900)

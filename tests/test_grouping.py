@@ -78,6 +78,7 @@ def test_a_grouped_run_records_its_padding_efficiency_and_resumes_bit_equal(tmp_
     print("padding efficiency grouped, plain:", efficiency)
     assert efficiency[0] == round(window["tokens"] / window["padded_tokens"], 4) and efficiency[0] > efficiency[1]
     assert whole["memory"]["group_by_length"] is True and plain["throughput"]["group_by_length"] is False
+    assert whole["memory"]["threads"] >= 1 and whole["memory"]["threads_why"]  # hardware.threads and why
     shutil.copy(tmp_path / "run" / "trainable.safetensors", tmp_path / "whole.safetensors")
     # as if killed after its checkpoint at step 15
     (tmp_path / "run" / "run.json").write_text(json.dumps({**whole, "status": "killed"}))

@@ -199,3 +199,10 @@ def test_a_bad_value_is_a_config_problem():
 def test_count_params_without_the_run():
     model = load_model(make_cfg("model=tiny", "model.pooling=mean").model, LABELS)
     assert count_params(model)["total"] == count_params(load_model(make_cfg("model=tiny").model, LABELS))["total"] - POOLER
+
+
+def test_peft_trains_a_head_of_several_modules_whole_as_in_house_methods_do():
+    deberta = ("model=tiny", "model.arch.model_type=deberta-v2", "model.family=deberta-v2")
+    counts = {m: build_counted(make_cfg(*deberta, f"method={m}"), LABELS, weights=False)[2] for m in ("lora", "adapter_houlsby")}
+    assert counts["lora"]["head_modules"] == ["pooler", "classifier"]
+    assert counts["lora"]["head"] == counts["adapter_houlsby"]["head"] == POOLER + HEAD  # DeBERTa's pooler trains

@@ -347,7 +347,8 @@ def _execute(cfg: DictConfig, record: dict, on_train=lambda: None) -> None:
              "group_by_length": t.group_by_length, "gradient_checkpointing": t.gradient_checkpointing,
              "batch_size": t.batch_size, "grad_accum": t.grad_accum,
              "max_length": cfg.model.max_length, "num_processes": accelerator.num_processes,
-             "threads": torch.get_num_threads()}  # torch's CPU threads per process (hardware.threads)
+             "threads": torch.get_num_threads(),  # torch's CPU threads per process (hardware.threads)
+             "threads_why": threads.reason()}
     reported = result.best["metrics"] if t.report == "best" else result.metrics  # train.report: best or last
     record.update(resumed_from=result.resumed_from,
         metrics=reported, main_metric=main_key, main_score=reported[main_key],
