@@ -1,7 +1,7 @@
 """Methods that HF peft implements, wrapped, not re-implemented: peft is the reference users trust.
 
 The knobs of `method=<name>` are the fields of peft's config class under peft's own names (see
-`conf/method/<name>.yaml`; add any other field with `+method.<field>=...`). `target_modules: null`
+`peftbench/conf/method/<name>.yaml`; add any other field with `+method.<field>=...`). `target_modules: null`
 takes peft's default for the model family (BERT/RoBERTa LoRA: query, value; IA3: key, value,
 output.dense). Variants are YAML files over the same class: dora, rslora, pissa and olora are LoRA
 with `use_dora`, `use_rslora` or `init_lora_weights` set.
