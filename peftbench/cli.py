@@ -168,8 +168,8 @@ def config_dir_flags(flags: list[str]) -> list[str]:
             value = value if eq else (flags[i + 1] if i + 1 < len(flags) else "")
             folder = Path(value).expanduser().absolute()
             if not folder.is_dir():
-                raise UserError(f"{name} {value}: no such folder. Give a folder laid out like conf/ "
-                                "(e.g. DIR/task/<name>.yaml).")
+                raise UserError(f"{name} {value}: no such folder. Give a folder laid out like "
+                                "peftbench/conf/ (e.g. DIR/task/<name>.yaml).")
             dirs.append(str(folder))
     return dirs
 
@@ -183,6 +183,7 @@ The method's own parameters and the task head are counted apart, as papers diffe
   --labels N   outputs of the classification head (default: the task's, e.g. 2; 1 = regression)
   --names      list the trainable tensors, grouped over layers
   --json       print the counts as JSON
+  --list       list the models, methods and tasks (installed plugins' too, with their package) and exit
 example: peftbench params model=roberta-base method=lora method.r=8
 """
 
@@ -195,6 +196,9 @@ def params_command(argv: list[str]) -> int:
     if any(a in ("-h", "--help") for a in argv):
         print(PARAMS_USAGE)
         return 0
+    if "--list" in argv:
+        print(list_options())
+        return 0
     flags = {"--names": False, "--json": False}
     labels, overrides, args = None, [], iter(argv)
     for arg in args:
@@ -206,7 +210,7 @@ def params_command(argv: list[str]) -> int:
                 raise UserError(f"--labels {value!r}: give a whole number >= 1 (1 = regression).")
             labels = int(value)
         elif arg.startswith("-"):
-            raise UserError(f"params: unknown option '{arg}'. Options: --labels N, --names, --json.")
+            raise UserError(f"params: unknown option '{arg}'. Options: --labels N, --names, --json, --list.")
         else:
             overrides.append(arg)
     cfg = compose(overrides)
@@ -219,6 +223,20 @@ def params_command(argv: list[str]) -> int:
         return 0
     print(format_counts(cfg, num_labels, p, note, flags["--names"]))
     return 0
+
+
+def list_options() -> str:
+    """`peftbench params --list`: each group's options; a plugin's are marked with its package."""
+    from . import plugins
+    from .config import CONF_DIR, group_options
+
+    plugins.check(CONF_DIR)
+    lines = []
+    for group in ("model", "method", "task"):
+        names = {o: "" for o in group_options(group)}
+        names.update({p.name: f" ({p.dist})" for p in plugins.declared() if p.group == group})
+        lines.append(f"{group}s ({len(names)}): " + ", ".join(n + names[n] for n in sorted(names)))
+    return "\n".join(lines)
 
 
 def compose(overrides: list[str], config_dirs: list[str] = ()):

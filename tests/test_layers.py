@@ -16,7 +16,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "peftbench"
 # Lowest first. `peftbench` itself holds only __version__.
-LAYERS = ("peftbench", "errors", "runfile", "config", "metrics", "tasks", "models", "methods", "train", "run", "cli")
+LAYERS = ("peftbench", "errors", "runfile", "plugins", "config", "metrics", "tasks", "models", "methods", "train", "run", "cli")
 APART = {"report": ("peftbench", "errors", "runfile", "report")}
 
 
