@@ -38,6 +38,6 @@ def register_plugins() -> None:
 
 
 BUILT_IN = frozenset(METHODS.names())
-register_plugins()
+METHODS.defer(register_plugins)  # at the first lookup: a plugin's module may import this package first
 
 __all__ = ["METHODS", "Method"]
