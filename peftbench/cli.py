@@ -105,6 +105,7 @@ def run_command(args: list[str]) -> int:
 
     from .config import CONF_DIR, check_group_choices
     from .config.choices import SEARCH_PATH_FLAGS
+    from .config.overrides import check_task_names
     from .run import sweep
 
     multirun = any(a in ("-m", "--multirun") for a in args)
@@ -116,6 +117,7 @@ def run_command(args: list[str]) -> int:
         cfg = compose(first_of_sweeps(overrides, multirun), config_dirs)  # a typo, a wrong type: one message now
         if multirun:
             check_sweep_values(cfg, overrides)
+        check_task_names(cfg, config_dirs)  # per_task keys, init_from=task:<name>
         check_writable("results_dir", cfg.results_dir)
     if "--force" in args:
         overrides.append("force=true")

@@ -66,6 +66,48 @@ def write_atomic(path: str | Path, record: dict) -> Path:
     return path
 
 
+RESERVE_BYTES = 1 << 16  # kept free for a run's last run file: a disk filled meanwhile cannot stop it
+
+
+def reserve(path: str | Path) -> Path:
+    """Hold RESERVE_BYTES beside the run file `path` (a hidden file of zeros) until `write_last`."""
+    spare = Path(path).with_name(f".{Path(path).name}.reserve")
+    try:
+        with open(spare, "wb") as f:
+            f.write(bytes(RESERVE_BYTES))
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError:  # already full: write_last still tries
+        spare.unlink(missing_ok=True)
+    return spare
+
+
+def write_last(path: str | Path, record: dict, spare: Path | None = None) -> Path | None:
+    """A run's last run file, also on a full disk: the reserve made at its start is given back first; if
+    the record still does not fit, it is written without its histories and traceback (`error.message`
+    says so). Returns the path, or None (with one line on the log) when nothing could be written."""
+    import logging
+
+    if spare is not None:
+        spare.unlink(missing_ok=True)
+    try:
+        return write_atomic(path, record)
+    except OSError as exc:
+        first = exc
+    slim = {**record, "eval_history": None, "loss_history": None}
+    error = dict(record.get("error") or {})
+    error["message"] = (f"{error.get('message', '')} (run file written without histories"
+                        f"{' and traceback' if error else ''}: {first.strerror})").strip()
+    slim["error"] = {**error, "traceback": None}
+    try:
+        return write_atomic(path, slim)
+    except OSError as exc:
+        logging.getLogger("peftbench").error("could not write the run file %s (%s); the run ended %s%s", path,
+                                             exc, record.get("status"),
+                                             f": {record['error']['message']}" if record.get("error") else "")
+        return None
+
+
 def read(path: str | Path) -> dict | None:
     """A run file's record, or None when it is missing or unreadable (e.g. another job is writing it)."""
     try:

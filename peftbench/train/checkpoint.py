@@ -36,9 +36,13 @@ def save_trainable(model, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    save_file(trainable_state(model), str(tmp))
-    os.chmod(tmp, 0o666 & ~umask())  # safetensors writes 0600; run files and checkpoints follow the umask
-    tmp.replace(path)
+    try:
+        save_file(trainable_state(model), str(tmp))
+        os.chmod(tmp, 0o666 & ~umask())  # safetensors writes 0600; run files and checkpoints follow the umask
+        tmp.replace(path)
+    except BaseException:  # a full disk: give the space of the half-written file back (the run file needs it)
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 
@@ -76,7 +80,11 @@ def load_initial(model, run: dict, head_modules) -> dict:
     def in_head(name: str) -> bool:
         return canonical_name(name).split(".")[0] in head
 
-    state = {n: t for n, t in load_file(str(source)).items() if not in_head(n)}
+    try:
+        state = {n: t for n, t in load_file(str(source)).items() if not in_head(n)}
+    except Exception as exc:  # cut short or changed: safetensors' own error type, or an OSError
+        raise UserError(f"train.init_from: {source} cannot be read ({exc}): the file is damaged. Run that run "
+                        "again (--force), or start from another run.") from None
     own = model.state_dict()
     trains = {n for n, p in model.named_parameters() if p.requires_grad and not in_head(n)}
     unknown = sorted(set(state) - set(own))
