@@ -34,6 +34,19 @@ def test_threads_auto_splits_the_cpus_and_a_number_is_kept(monkeypatch):
             threads.resolve(bad)
 
 
+@pytest.mark.parametrize("env", ["abc", "0", "-2", "2.5", "4,x"])
+def test_an_invalid_omp_num_threads_is_named_not_dropped(monkeypatch, env):
+    monkeypatch.setenv("OMP_NUM_THREADS", env)
+    with pytest.raises(UserError, match=rf"OMP_NUM_THREADS='{env}' \(in the environment\): not a whole number >= 1"):
+        threads.resolve("auto")
+    assert threads.resolve(2) == 2  # hardware.threads=N does not read it
+
+
+def test_a_nested_omp_num_threads_gives_its_first_level(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "4,2")
+    assert threads.resolve("auto") == 4
+
+
 def test_slurm_cpus_per_task_caps_the_cpus(monkeypatch):
     monkeypatch.setenv("SLURM_CPUS_PER_TASK", "1")
     assert threads.available_cpus() == 1

@@ -15,6 +15,7 @@ from ..errors import UserError, unknown_name
 from . import sweep, threads
 from .child import run_in_child
 from .lock import LOCK_NAME, RunLock, describe
+from .precheck import SAME_ERROR_IN_A_ROW, repeated_failure
 from .runner import Stopped, reason, record_path, run
 
 HYDRA_FILES = (".hydra", "run.log", LOCK_NAME)  # what a run dir holds before the run writes anything
@@ -64,6 +65,13 @@ def _run_held(cfg, run_dir: Path, multirun: bool, main_task: bool, in_child: boo
               "(--force re-runs it)")
         if main_task:
             sweep.record_outcome(cfg, run_dir, "skipped", run_file=str(done))
+        return
+    stop = repeated_failure(cfg) if multirun else None
+    if stop is not None:  # the same error in several jobs in a row (hub offline, data missing): stop here
+        print(f"peftbench: skipped  {run_dir.name}: the last {SAME_ERROR_IN_A_ROW} jobs failed with the same error "
+              f"({stop}); the sweep stops here (--keep-going runs every job)", file=sys.stderr)
+        if main_task:
+            sweep.record_outcome(cfg, run_dir, "skipped", reason=f"stopped after the same error: {stop}")
         return
     if main_task:
         sweep.record_outcome(cfg, run_dir, "running")

@@ -38,9 +38,13 @@ def resolve(setting, processes: int = 1, runs_at_once: int | None = None) -> int
             raise UserError(f"hardware.threads={setting!r}: give auto (the CPUs this process may use, split "
                             "among the runs started at once) or a whole number >= 1.")
         return n
-    env = os.environ.get("OMP_NUM_THREADS", "")
-    if env.isdigit() and int(env) > 0:  # the user's (or this launcher's) choice for OpenMP programs
-        return int(env)
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if env:  # the user's (or this launcher's) choice for OpenMP programs; "4,2" (nested levels): 4
+        first = env.split(",")[0].strip()
+        if not all(p.strip().isdigit() and int(p) > 0 for p in env.split(",")):
+            raise UserError(f"OMP_NUM_THREADS={env!r} (in the environment): not a whole number >= 1. Set it to one "
+                            "(export OMP_NUM_THREADS=4), unset it, or choose with hardware.threads=N.")
+        return int(first)
     if runs_at_once is None:
         runs_at_once = int(os.environ.get(RUNS_AT_ONCE, "1") or 1)
     return max(1, available_cpus() // max(1, runs_at_once) // max(1, processes))
