@@ -45,3 +45,34 @@ def test_bf16_run_on_cpu_has_finite_losses_and_says_so(tmp_path, extra):
 def test_fp16_on_cpu_is_refused(tmp_path):
     with pytest.raises(UserError, match="fp16 needs a CUDA GPU"):
         run(make_cfg(*TINY, "hardware.mixed_precision=fp16"), tmp_path)
+
+
+def test_auto_picks_bf16_only_where_the_cpu_has_it(tmp_path):
+    from peftbench.train.precision import cpu_flags, resolve
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx512f avx512_bf16 avx512_vnni\n")
+    assert cpu_flags(info) == {"fpu", "sse2", "avx512f", "avx512_bf16", "avx512_vnni"}
+    assert resolve("auto", on_cpu=True, flags={"avx512f", "amx_bf16"}) == ("bf16", "auto: CPU flags amx_bf16")
+    chosen, why = resolve("auto", on_cpu=True, flags={"avx512f", "avx2"})
+    assert chosen == "no" and "none of avx512_bf16, amx_bf16" in why
+    # a precision that is stated is kept, whatever the hardware
+    assert resolve("no", on_cpu=True, flags={"avx512_bf16"})[0] == "no"
+    assert resolve("bf16", on_cpu=True, flags=set())[0] == "bf16"
+    assert cpu_flags(tmp_path / "missing") == set()
+
+
+def test_auto_run_records_setting_choice_and_why(tmp_path):
+    from peftbench.train.precision import resolve
+
+    expected, why = resolve("auto", on_cpu=True)
+    record = run(make_cfg(*TINY, "hardware.mixed_precision=auto", "train.max_steps=2"), tmp_path / "run")
+    for block in ("memory", "throughput"):
+        assert record[block]["mixed_precision"] == expected and record[block]["mixed_precision_setting"] == "auto"
+        assert record[block]["mixed_precision_why"] == why
+    assert record["config"]["hardware"]["mixed_precision"] == "auto"
+
+
+def test_unknown_precision_lists_auto(tmp_path):
+    with pytest.raises(UserError, match="must be one of no, fp16, bf16, auto"):
+        run(make_cfg(*TINY, "hardware.mixed_precision=fp8"), tmp_path)

@@ -22,6 +22,7 @@ from peftbench.run.job import runs_at_once, use_child
 def test_threads_auto_splits_the_cpus_and_a_number_is_kept(monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(threads, "available_cpus", lambda: 8)
+    monkeypatch.setattr(threads, "busy_cpus", lambda: 0.0)  # a quiet machine (the load: the test below)
     assert threads.resolve("auto", runs_at_once=1) == 8
     assert threads.resolve("auto", runs_at_once=2) == 4
     assert threads.resolve("auto", processes=2, runs_at_once=2) == 2
@@ -45,6 +46,25 @@ def test_an_invalid_omp_num_threads_is_named_not_dropped(monkeypatch, env):
 def test_a_nested_omp_num_threads_gives_its_first_level(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "4,2")
     assert threads.resolve("auto") == 4
+
+
+def test_threads_auto_leaves_out_the_cpus_other_work_keeps_busy(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(threads, "available_cpus", lambda: 2)
+    for busy, expected in ((0.2, 2), (0.9, 1), (1.6, 1), (5.0, 1)):  # 5.0: more runnable work than CPUs
+        monkeypatch.setattr(threads, "busy_cpus", lambda: busy)
+        n, why = threads.choose("auto", runs_at_once=1)
+        assert n == expected and f"{busy:.1f} CPUs busy with other work" in why and "load average" in why
+    monkeypatch.setattr(threads, "available_cpus", lambda: 8)
+    assert threads.choose("auto", runs_at_once=2)[0] == 3  # a share of 4, but 5 of the 8 CPUs are busy
+    monkeypatch.setattr(threads, "busy_cpus", lambda: 2.6)
+    assert threads.choose("auto", runs_at_once=1)[0] == 5 and threads.choose("auto", runs_at_once=2)[0] == 4
+    # what a launcher chose, and why, reaches its child processes through the environment
+    assert threads.resolve("auto", runs_at_once=1) == 5
+    monkeypatch.setenv("OMP_NUM_THREADS", "5")
+    assert threads.choose("auto") == (5, threads.reason()) and threads.reason().startswith("auto: 8 CPUs")
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # set by the user, not by resolve
+    assert threads.choose("auto") == (3, "OMP_NUM_THREADS=3")
 
 
 def test_slurm_cpus_per_task_caps_the_cpus(monkeypatch):

@@ -10,7 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..errors import UserError
 from .kinds import kind_problems
-from .schema import ISTConfig
+from .schema import POOLINGS, ISTConfig
 
 SEED_MAX = 2**32 - 1
 
@@ -27,7 +27,8 @@ def check_config(cfg: DictConfig, method, metric_names: list[str]) -> tuple[Any,
     Returns (method knobs, problems)."""
     problems: list[str] = []
     for key in ("train.lr", "train.batch_size", "train.eval_batch_size", "train.grad_accum",
-                "train.log_every", "model.max_length", "hardware.num_processes", "train.inference_examples"):
+                "train.log_every", "model.max_length", "hardware.num_processes", "train.inference_examples",
+                "train.group_megabatch"):
         _positive(problems, cfg, key)
     for key in ("train.weight_decay", "train.max_grad_norm", "train.checkpoint_every",
                 "train.throughput_warmup_steps"):
@@ -53,14 +54,17 @@ def check_config(cfg: DictConfig, method, metric_names: list[str]) -> tuple[Any,
     hw = cfg.hardware
     if hw.device not in ("auto", "cpu", "cuda"):
         problems.append(f"hardware.device='{hw.device}': must be one of auto, cpu, cuda.")
-    if hw.mixed_precision not in ("no", "fp16", "bf16"):
-        problems.append(f"hardware.mixed_precision='{hw.mixed_precision}': must be one of no, fp16, bf16.")
+    if hw.mixed_precision not in ("no", "fp16", "bf16", "auto"):
+        problems.append(f"hardware.mixed_precision='{hw.mixed_precision}': must be one of no, fp16, bf16, auto.")
     if hw.busy_gpu not in ("record", "refuse"):
         problems.append(f"hardware.busy_gpu='{hw.busy_gpu}': must be one of record, refuse.")
     m = cfg.model
     if not m.name_or_path and not m.arch:
         problems.append(f"model '{m.name}': set model.name_or_path (hub id or folder) or model.arch "
                         "(config kwargs for a random-init model).")
+    if m.get("pooling", "default") not in POOLINGS:
+        problems.append(f"model.pooling='{m.pooling}': must be one of {', '.join(POOLINGS)} "
+                        "(what the classifier reads; default: as transformers builds the model).")
     path = str(m.name_or_path or "")
     if path.startswith(("/", ".", "~")) and not Path(path).expanduser().is_dir():  # a folder, not a hub id
         problems.append(f"model.name_or_path={path}: no such folder. Give a folder with the checkpoint's "

@@ -17,6 +17,8 @@ from omegaconf import MISSING, OmegaConf
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 GROUPS = ("model", "method", "task", "hardware", "experiment")
+# model.pooling: what a BERT classifier's classifier reads (peftbench/models/pooling.py says each)
+POOLINGS = ("default", "pooler", "cls", "mean")
 
 
 @dataclass
@@ -30,6 +32,9 @@ class ModelConfig:
     # The architecture as config kwargs (model_type, hidden_size, ...). With name_or_path null the model
     # is built from it with random weights; `peftbench params` uses it to count without downloading.
     arch: Optional[Dict[str, Any]] = None
+    # The classifier's input, the same for every method: default (as transformers builds it) | pooler (BERT's
+    # pooler trained as part of the head) | cls | mean (peftbench/models/pooling.py)
+    pooling: str = "default"
 
 
 @dataclass
@@ -76,7 +81,7 @@ class TaskConfig:
 class HardwareConfig:
     name: str = MISSING
     device: str = "auto"  # auto | cpu | cuda
-    mixed_precision: str = "no"  # no | fp16 | bf16
+    mixed_precision: str = "no"  # no | fp16 | bf16 | auto (bf16 where the CPU or GPU has it: train/precision.py)
     busy_gpu: str = "record"  # record | refuse: memory other processes hold on the GPU at the start (train/measure.py)
     num_processes: int = 1  # > 1: peftbench starts this many processes on this node (DDP through accelerate)
     # torch's CPU threads per process: "auto" = the CPUs this process may use (affinity, SLURM_CPUS_PER_TASK)
@@ -122,6 +127,8 @@ class TrainConfig:
     checkpoint_every: int = 200  # save a resumable checkpoint every N optimizer steps (0: never)
     keep_checkpoint: bool = False  # keep <run dir>/checkpoints/ after the run ends ok
     throughput_warmup_steps: int = 5  # optimizer steps left out of the throughput window (at most half the run)
+    group_by_length: bool = False  # batches of similar length: less padding (train/batches.py, LengthGroupedShuffle)
+    group_megabatch: int = 50  # group_by_length: batches per mega-batch sorted by length (HF Trainer's 50)
     gradient_checkpointing: bool = False  # recompute activations in the backward pass (train/grad_checkpointing.py)
     inference_cost: bool = False  # after training: latency at batch 1 and eval batch, unmerged and merged (train/inference.py)
     inference_examples: int = 64  # eval examples the latency is timed on

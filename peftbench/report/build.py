@@ -68,16 +68,22 @@ def optional_cost_cells(runs: list[dict]) -> dict[str, Cell]:
         cells["adapter_mb"] = Cell(statistics.fmean(sizes) / 2 ** 20)
     if forgetting:
         cells["forgetting"] = Cell(statistics.fmean(forgetting))
+    padding = [(r.get("throughput") or {}).get("padding_efficiency") for r in runs]
+    padding = [p for p in padding if p is not None]
+    if padding:
+        cells["padding"] = Cell(statistics.fmean(padding))
     return cells
 
 
 def precision_note(ok: list[dict]) -> list[str]:
     """Which precision the cost figures were measured in, when some run did not train in plain fp32."""
     kinds = sorted({((r.get("memory") or {}).get("dtype") or "float32",
-                     (r.get("memory") or {}).get("mixed_precision") or "no") for r in ok})
-    if all(k == ("float32", "no") for k in kinds):
+                     (r.get("memory") or {}).get("mixed_precision") or "no",
+                     (r.get("memory") or {}).get("mixed_precision_why") or "") for r in ok})
+    if all(k[:2] == ("float32", "no") and not k[2].startswith("auto") for k in kinds):
         return []
-    return ["Precision of the figures (weights, mixed precision): " + "; ".join(f"{d}, {mp}" for d, mp in kinds) + "."]
+    return ["Precision of the figures (weights, mixed precision): " + "; ".join(
+        f"{d}, {mp}" + (f" ({why})" if why.startswith("auto") else "") for d, mp, why in kinds) + "."]
 
 
 def score_cells(runs: list[dict], columns: list[Column], tasks: list[str], ci: bool, how: str) -> dict[str, Cell]:
@@ -185,6 +191,8 @@ def cost_table(ok: list[dict], keys: list[str], baseline: str) -> Table:
         columns.append(Column("adapter_mb", "adapter MB", decimals=2, better="min"))
     if "forgetting" in present:
         columns.append(Column("forgetting", "forgetting", decimals=3, better="min"))
+    if "padding" in present:
+        columns.append(Column("padding", "real/padded tokens", decimals=2, better="max"))
     notes = [f"Means over each row's runs; ratios divide by the `{baseline}` row of the same model.",
              *shared_process_note(ok), *precision_note(ok)]
     if present & {key for key, *_ in INFERENCE_COLUMNS}:
@@ -194,9 +202,16 @@ def cost_table(ok: list[dict], keys: list[str], baseline: str) -> Table:
     if "forgetting" in present:
         notes.append("forgetting: mean per-token cross-entropy on general text after training minus the base "
                      "model's (train.forgetting, causal LMs; peft's method comparison); lower is better.")
+    if "padding" in present:
+        notes.append("real/padded tokens: non-padding tokens ÷ tokens of the padded batches in the timed window "
+                     f"(batches length-grouped in {_grouped(ok)} of {len(ok)} runs: train.group_by_length).")
     if not any("memory_ratio" in cells for cells in rows.values()):
         notes.append(f"No `{baseline}` runs: ratios left out (--baseline picks another method).")
     return Table(keys, columns, list(rows.items()), notes)
+
+
+def _grouped(ok: list[dict]) -> int:
+    return sum(bool(((r.get("config") or {}).get("train") or {}).get("group_by_length")) for r in ok)
 
 
 def compare_table(a: list[dict], b: list[dict], keys: list[str], args) -> Table:

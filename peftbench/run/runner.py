@@ -239,6 +239,8 @@ def throughput(result) -> dict:
             "train_s_per_step": round(seconds / m["steps"], 6) if m["steps"] else None,
             "train_samples": result.samples, "train_tokens": result.tokens, "steps": result.steps,
             "window": {k: round(v, 6) if isinstance(v, float) else v for k, v in m.items()},
+            # real / padded tokens of the window: how much of each step's matrix work was not padding
+            "padding_efficiency": round(m["tokens"] / m["padded_tokens"], 4) if m.get("padded_tokens") else None,
             "eval_samples_per_s": round(result.eval_examples / result.eval_seconds, 3) if result.eval_seconds else None,
             "eval_s_per_eval": round(result.eval_seconds / result.eval_runs, 3) if result.eval_runs else None,
             "measured": "optimizer steps after the warm-up, evaluation and checkpoints excluded; "
@@ -269,18 +271,20 @@ def _execute(cfg: DictConfig, record: dict, on_train=lambda: None) -> None:
 
     # accelerate keeps one state per process and refuses another precision: a run of another precision earlier
     # in this process (a multirun over hardware.mixed_precision, a test session) would stop this one
-    if AcceleratorState._shared_state.get("_mixed_precision", hw.mixed_precision) != hw.mixed_precision:
-        AcceleratorState._reset_state()
-    from ..train import trackers
+    from ..train import precision, trackers
 
-    accelerator = Accelerator(cpu=_on_cpu(hw), mixed_precision=hw.mixed_precision,
+    mixed, mixed_why = precision.resolve(hw.mixed_precision, _on_cpu(hw))  # `auto`: what this hardware has
+    if AcceleratorState._shared_state.get("_mixed_precision", mixed) != mixed:
+        AcceleratorState._reset_state()
+    accelerator = Accelerator(cpu=_on_cpu(hw), mixed_precision=mixed,
                               gradient_accumulation_steps=t.grad_accum,
                               **trackers.accelerator_kwargs(t.log_with, record["run_dir"]))
     if hw.device == "cuda" and accelerator.device.type != "cuda":
         raise _no_cuda(hw)
-    if hw.mixed_precision != "no" and not accelerator.native_amp:  # accelerate would run fp32 without a word
-        raise UserError(f"hardware.mixed_precision={hw.mixed_precision}: no autocast to it on {accelerator.device.type} "
+    if mixed != "no" and not accelerator.native_amp:  # accelerate would run fp32 without a word
+        raise UserError(f"hardware.mixed_precision={mixed}: no autocast to it on {accelerator.device.type} "
                         "(fp16 needs a CUDA GPU). On CPU use hardware.mixed_precision=bf16 or no.")
+    log.info("mixed precision: %s (%s)", mixed, mixed_why)
     busy = check_busy_gpu(accelerator.device, hw.busy_gpu)  # before this run allocates anything on the GPU
     set_seed(cfg.seed)
 
@@ -324,7 +328,7 @@ def _execute(cfg: DictConfig, record: dict, on_train=lambda: None) -> None:
         train_loader, eval_loaders, cache = make_loaders(cfg, data)
     else:
         train_loader = make_loader(features(task.train_split, data.train), tokenizer, t.batch_size, shuffle=True,
-                                   seed=cfg.seed)
+                                   seed=cfg.seed, group_megabatch=t.group_megabatch if t.group_by_length else 0)
         eval_loaders = {s: (make_loader(features(s, df), tokenizer, t.eval_batch_size, False, cfg.seed),
                             suffixes[s]) for s, df in data.evals.items()}
     record["data"]["tokenized"] = {"seconds": round(time.perf_counter() - began, 3), "cache": cache}
@@ -349,10 +353,12 @@ def _execute(cfg: DictConfig, record: dict, on_train=lambda: None) -> None:
         if tracker:
             accelerator.end_training()
     setup = {"device": str(accelerator.device), "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
-             "mixed_precision": hw.mixed_precision, "gradient_checkpointing": t.gradient_checkpointing,
+             "mixed_precision": mixed, "mixed_precision_setting": hw.mixed_precision, "mixed_precision_why": mixed_why,
+             "group_by_length": t.group_by_length, "gradient_checkpointing": t.gradient_checkpointing,
              "batch_size": t.batch_size, "grad_accum": t.grad_accum,
              "max_length": cfg.model.max_length, "num_processes": accelerator.num_processes,
-             "threads": torch.get_num_threads()}  # torch's CPU threads per process (hardware.threads)
+             "threads": torch.get_num_threads(),  # torch's CPU threads per process (hardware.threads)
+             "threads_why": threads.reason()}
     reported = result.best["metrics"] if t.report == "best" else result.metrics  # train.report: best or last
     record.update(resumed_from=result.resumed_from,
         metrics=reported, main_metric=main_key, main_score=reported[main_key],

@@ -101,7 +101,8 @@ def _loaders(train, evals, train_collate, eval_collate, t, seed, task):
     suffixes = eval_splits(task)
     eval_loaders = {s: (make_loader(ds, None, t.eval_batch_size, False, seed, collate=eval_collate), suffixes[s])
                     for s, ds in evals.items()}
-    return make_loader(train, None, t.batch_size, True, seed, collate=train_collate), eval_loaders
+    return make_loader(train, None, t.batch_size, True, seed, collate=train_collate,
+                       group_megabatch=t.group_megabatch if t.group_by_length else 0), eval_loaders
 
 
 @torch.no_grad()
