@@ -116,6 +116,25 @@ def read(path: str | Path) -> dict | None:
         return None
 
 
+def unfinished_reason(record: dict) -> str:
+    """What a `running` run file with no error means, seen from here: its process is gone (a run killed
+    without a word, or one whose last run file could not be written), alive, or on another host."""
+    where = record.get("host") or {}
+    pid, name = where.get("pid"), where.get("hostname")
+    if record.get("status") != "running" or not pid:
+        return ""
+    if name != platform.node():
+        return f"running on {name} (pid {pid}), or ended there without a word"
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return (f"its process (pid {pid}) is gone: the run ended without a word (SIGKILL, the OOM killer, a full "
+                "disk); run the same command again to resume from its last checkpoint")
+    except (OSError, ValueError):
+        pass
+    return f"running (pid {pid} on this host)"
+
+
 def find_run_files(paths) -> list[Path]:
     """Every run.json under the given folders (or the files themselves), sorted."""
     found = set()

@@ -153,3 +153,17 @@ def test_init_from_a_copy_with_damaged_tensors_is_refused(done, tmp_path):
     with pytest.raises(UserError, match=r"copy/trainable.safetensors cannot be read .* the file is damaged"):
         run(make_cfg(*TINY, "train.max_steps=2", f"train.init_from={copy}"), tmp_path / "b")
     assert not (tmp_path / "b").exists()  # found before training: no run folder
+
+
+def test_a_run_file_left_running_by_a_dead_process_says_what_happened_in_the_report(tmp_path):
+    import platform
+
+    from peftbench.report.command import failed_lines
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    record = {"status": "running", "error": None, "model": "tiny", "method": "lora", "task": "demo", "seed": 42,
+              "host": {"hostname": platform.node(), "pid": gone.pid}, "_path": str(tmp_path / "run.json")}
+    [_, line] = failed_lines([record])
+    assert f"running: its process (pid {gone.pid}) is gone: the run ended without a word" in line
+    assert "run the same command again to resume" in line
