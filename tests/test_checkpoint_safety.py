@@ -149,3 +149,23 @@ def test_no_readable_checkpoint_starts_over_with_one_warning(whole, tmp_path, ca
     [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert "starting this run over from step 0" in warning
     _assert_same_end(record, run_dir, whole)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "delete"])
+def test_every_file_of_a_checkpoint_is_verified_before_any_is_used(whole, tmp_path, damage):
+    from peftbench.train.checkpoint import _read_checkpoint
+
+    _, source = whole
+    names = sorted(p.name for p in (source / "checkpoints" / "step-0000006").iterdir())
+    assert names == ["manifest.json", "rank-0.json", "rank-0.safetensors", "state.json", "state.safetensors",
+                     "trainable.safetensors"]
+    for name in names:
+        step = tmp_path / name / "step-0000006"
+        shutil.copytree(source / "checkpoints" / "step-0000006", step)
+        target = step / name
+        if damage == "delete":
+            target.unlink()
+        else:
+            target.write_bytes(target.read_bytes()[: target.stat().st_size // 2])
+        with pytest.raises(Damaged):
+            _read_checkpoint(step, rank=0)

@@ -167,3 +167,17 @@ def test_a_run_file_left_running_by_a_dead_process_says_what_happened_in_the_rep
     [_, line] = failed_lines([record])
     assert f"running: its process (pid {gone.pid}) is gone: the run ended without a word" in line
     assert "run the same command again to resume" in line
+
+
+def test_an_unreadable_run_lock_is_taken_over_once_it_is_old(tmp_path):
+    from peftbench.run.lock import LOCK_NAME, RunLock
+
+    lock_file = tmp_path / LOCK_NAME
+    lock_file.write_text('{"pid": 12')  # cut short
+    said = []
+    assert not RunLock(tmp_path, say=said.append).acquire()  # fresh: perhaps being written right now
+    os.utime(lock_file, (0, 0))
+    lock = RunLock(tmp_path, say=said.append)
+    assert lock.acquire()
+    lock.release()
+    assert "taking over the stale lock" in said[-1] and "unreadable" in said[-1]
