@@ -121,7 +121,7 @@ def run_command(args: list[str]) -> int:
             check_sweep_values(cfg, overrides)
         check_task_names(cfg, config_dirs)  # per_task keys, init_from=task:<name>
         if multirun:  # every task's data folder, hub models offline: all problems at once
-            check_sweep(overrides, config_dirs)
+            check_sweep(overrides, lambda o: compose(o, config_dirs), first_of_sweeps)
         check_writable("results_dir", cfg.results_dir)
     if "--force" in args:
         overrides.append("force=true")

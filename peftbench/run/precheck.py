@@ -24,10 +24,10 @@ def _choices(overrides: list[str], group: str) -> list[str]:
     return []
 
 
-def check_sweep(overrides: list[str], config_dirs=()) -> None:
+def check_sweep(overrides: list[str], compose, first_of_sweeps) -> None:
     """Compose the sweep at each of its task x model choices (other sweeps at their first value) and raise
-    one UserError naming every missing data folder and every hub model not available offline."""
-    from ..cli import compose, first_of_sweeps
+    one UserError naming every missing data folder and every hub model not available offline. `compose`
+    and `first_of_sweeps` are the command line's (cli.py): overrides -> config, and each sweep at its first value."""
     from ..tasks.loading import resolve_data_dir
 
     tasks, models = _choices(overrides, "task"), _choices(overrides, "model")
@@ -37,7 +37,7 @@ def check_sweep(overrides: list[str], config_dirs=()) -> None:
     problems: list[str] = []
     for task, model in itertools.product(tasks or [None], models or [None]):
         picked = [*([f"task={task}"] if task else []), *([f"model={model}"] if model else [])]
-        cfg = compose([*rest, *picked], list(config_dirs))
+        cfg = compose([*rest, *picked])
         try:
             resolve_data_dir(cfg.task, cfg.get("data_root"))
         except UserError as exc:
