@@ -65,10 +65,11 @@ glue: $(STAMP)  ## MiniLM x 13 methods x RTE, MRPC, STS-B, CoLA, SST-2 x 3 seeds
 	$(MAKE) glue-report GLUE_DOCS=$(GLUE_OUT) GLUE_COST=runs; exit $$rc
 
 # Run in GLUE_DOCS, so that the tables name run files relative to it (tests/test_glue_table.py regenerates them).
-glue-report: $(STAMP)  ## the MiniLM GLUE tables and plots from GLUE_DOCS/runs (default: regenerate docs/results/glue-minilm)
+glue-report: $(STAMP)  ## the MiniLM GLUE tables, plots and page from GLUE_DOCS/runs (default: regenerate docs/results/glue-minilm)
 	cd $(GLUE_DOCS) && $(abspath $(BIN))/peftbench report runs --best-of train.lr --columns '$(GLUE_COLUMNS)' -o scores.md
 	cd $(GLUE_DOCS) && $(abspath $(BIN))/peftbench report runs --best-of train.lr --columns '$(GLUE_COLUMNS)' --format latex -o scores.tex
 	cd $(GLUE_DOCS) && $(abspath $(BIN))/peftbench report runs --best-of train.lr --plots plots -o plots/scores-all.md
+	cd $(GLUE_DOCS) && $(abspath $(BIN))/peftbench report runs --best-of train.lr --format html -o page.html
 	cd $(GLUE_DOCS) && $(abspath $(BIN))/peftbench report $(GLUE_COST) --table cost --tasks glue/sst2 -o cost.md
 
 clean:  ## remove the venv and caches (keeps results/)

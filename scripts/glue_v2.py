@@ -69,18 +69,31 @@ class Job:
         self.name, self.method, self.lr, self.tasks, self.seeds = name, method, lr, tasks, seeds
         self.folder = folder  # under --out: "" for the table's runs, HEAD_FOLDER for stage 0's
         self.priority, self.parity = priority, parity
-        self.overrides = [f"method={method}", f"train.lr={lr}", "task=" + ",".join(tasks),
-                          "seed=" + ",".join(map(str, seeds)), *(PARITY["overrides"] if parity else []), *extra]
+        self.extra = extra
         self.match = dict(o.split("=", 1) for o in extra)  # what tells this job's runs from others' (pooling, epochs)
         self.proc = None
         self.started = self.ended = None
         self.rc = None
 
+    @property
+    def overrides(self) -> list[str]:
+        return [f"method={self.method}", f"train.lr={self.lr}", "task=" + ",".join(self.tasks),
+                "seed=" + ",".join(map(str, self.seeds)), *(PARITY["overrides"] if self.parity else []), *self.extra]
+
+    def _have(self, runs: list[dict]) -> set:
+        return {(r.get("task"), r.get("seed")) for r in runs if r.get("status") == "ok" and r.get("method") == self.method
+                and _lr_of(r) == float(self.lr) and _is_parity(r) == self.parity and _matches(r, self.match)}
+
     def done(self, runs: list[dict]) -> bool:
         """Every run of this job has an ok run file already (a re-run of the script need not start it)."""
-        have = {(r.get("task"), r.get("seed")) for r in runs if r.get("status") == "ok" and r.get("method") == self.method
-                and _lr_of(r) == float(self.lr) and _is_parity(r) == self.parity and _matches(r, self.match)}
+        have = self._have(runs)
         return all((t, s) in have for t in self.tasks for s in self.seeds)
+
+    def drop_done_seeds(self, runs: list[dict]) -> None:
+        """Leave out the seeds every task of the job already has (made elsewhere, e.g. on another device,
+        whose config differs in `hardware` and so would not be skipped by peftbench itself)."""
+        have = self._have(runs)
+        self.seeds = [s for s in self.seeds if not all((t, s) in have for t in self.tasks)] or self.seeds
 
 
 def read_runs(out: Path) -> list[dict]:
@@ -320,7 +333,9 @@ class Driver:
                 break
             self.queue.sort(key=lambda j: j.priority)
             while self.queue and len(self.running) < self.args.jobs:
-                self.start(self.queue.pop(0))
+                job = self.queue.pop(0)
+                job.drop_done_seeds(head if job.folder else runs)
+                self.start(job)
             if not self.running and not self.queue:
                 break
             self.snapshot()

@@ -58,6 +58,8 @@ def test_a_job_is_done_when_each_of_its_runs_has_an_ok_run_file():
     assert not job.done(runs + [_run("lora", "glue/mrpc", "1.5e-3", 0.8, seed=3, status="killed")])
     assert not job.done(runs + [_run("lora", "glue/mrpc", "5e-4", 0.8, seed=3)])
     assert job.done(runs + [_run("lora", "glue/mrpc", "0.0015", 0.8, seed=3)])
+    job.drop_done_seeds(runs)
+    assert job.seeds == [3] and "seed=3" in job.overrides  # seeds 1 and 2 ran elsewhere: not again
     parity = glue_v2.parity_jobs("lora", "1.5e-3", 2)[0]  # glue/sst2 at fp32, ungrouped
     fast = [_run("lora", "glue/sst2", "1.5e-3", 0.8, seed=s) for s in (1, 2, 3)]
     assert not parity.done(fast)

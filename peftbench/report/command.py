@@ -20,7 +20,7 @@ from pathlib import Path
 from ..errors import UserError, unknown_name
 from ..runfile import FILE_NAME, RERUN_DIR, unfinished_reason
 from .bestof import best_of, mixed_note
-from .build import compare_table, cost_table, scores_table
+from .build import METRIC_CHOICES, compare_table, cost_table, scores_table
 from .runs import AGGREGATES, ROW_KEYS, load_runs, select
 from .tables import FORMATS, RENDERERS, Table
 
@@ -57,7 +57,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--models", help="comma-separated model names or globs")
     p.add_argument("--rows", help="row keys: model, method or config.<key> (default: method, or model,method "
                                   "when several models are present)")
-    p.add_argument("--metrics", default="all", help="all (every official metric, default) or main (one per task)")
+    p.add_argument("--metrics", default="score", help="score (the metrics of the task's benchmark score, default), "
+                                                      "all (every metric the task records) or main (one per task)")
     p.add_argument("--columns", help="columns in order, optionally renamed: 'glue/rte,glue/mrpc:f1=MRPC F1,avg'")
     p.add_argument("--decimals", type=int, default=1, help="decimals of scores (default 1)")
     p.add_argument("--seeds", type=int, help="runs expected per cell; fewer are marked † (default: the most any "
@@ -104,7 +105,7 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     check_choice("format", args.format, FORMATS)
     check_choice("table", args.table, ("scores", "cost"))
-    check_choice("metrics", args.metrics, ("all", "main"))
+    check_choice("metrics", args.metrics, METRIC_CHOICES)
     check_choice("aggregate", args.aggregate, AGGREGATES)
     if args.compare and (args.paths or args.plots or args.table != "scores"):
         raise UserError("--compare A B takes the result sets itself and makes one table: leave out paths, "
@@ -128,7 +129,12 @@ def main(argv: list[str]) -> int:
         print("\n\n".join(["No successful runs.", *(["\n".join(listed)] if listed else [])]))
         return 0
     table, ok = make_table(sets, ok, keys, args)
-    text = RENDERERS[args.format](table, [] if args.format == "csv" else listed)
+    if args.format == "html" and args.table == "scores" and not args.compare:
+        from .page import render_page  # the interactive page; cost and compare tables stay plain HTML
+
+        text = render_page(table, ok, keys, listed, args.output, args.best_of or "train.lr")
+    else:
+        text = RENDERERS[args.format](table, [] if args.format == "csv" else listed)
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output).write_text(text)
