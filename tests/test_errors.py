@@ -191,3 +191,13 @@ def test_sigterm_ends_a_run_with_one_line_and_status_143(tmp_path):
     record = json.loads(path.read_text())
     assert record["status"] == "killed" and record["error"]["type"] == "Stopped"
     assert str(path) in line
+
+
+def test_a_misspelt_target_module_is_named_before_the_data_loads(tmp_path, caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="peftbench"), \
+            pytest.raises(UserError, match=r"'vlaue' matches no layer of this bert model. Did you mean 'value'\?"):
+        run(make_cfg(*TINY, "method.target_modules=[query,vlaue]"), tmp_path / "run")
+    assert not any("task demo from" in r.getMessage() for r in caplog.records)  # no data loaded
+    assert not (tmp_path / "run").exists()

@@ -118,6 +118,25 @@ def check_targets(model, targets, method: str, family: str) -> None:
                         "(a dotted suffix such as attention.output.dense picks one of several).")
 
 
+def check_targets_early(cfg) -> None:
+    """`check_targets` before the data loads: on the model built on the meta device (no weights, no memory)."""
+    from omegaconf import OmegaConf
+
+    targets = cfg.method.get("target_modules")
+    if cfg.method.name not in CLASSES or not OmegaConf.is_list(targets) or not targets:
+        return  # null (peft's default), a regex / "all-linear" string, or a method written here
+    import torch
+
+    from ..models import family_of, load_model
+
+    try:
+        with torch.device("meta"):
+            model = load_model(cfg.model, 2, weights=False, kind=cfg.task.kind)
+    except Exception:  # noqa: BLE001  (a model that cannot be built this way: the check runs when it is built)
+        return
+    check_targets(model, list(targets), cfg.method.name, family_of(model, cfg.model))
+
+
 def build(model, knobs: dict, family: str, class_name: str):
     kwargs = {k: v for k, v in knobs.items() if k not in ("name", "default_lr")}
     check_targets(model, kwargs.get("target_modules"), knobs["name"], family)

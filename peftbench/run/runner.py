@@ -264,6 +264,9 @@ def _execute(cfg: DictConfig, record: dict, on_train=lambda: None) -> None:
 
     _, problems = check_config(cfg, METHODS.get(cfg.method.name), METRICS.names())
     raise_problems(problems)
+    from ..methods.peft_methods import check_targets_early
+
+    check_targets_early(cfg)  # a misspelt method.target_modules name, before the data loads
     hw, t, task = cfg.hardware, cfg.train, cfg.task
     if task.kind != "image_classification":
         check_max_length(cfg.model)
