@@ -112,6 +112,10 @@ def run_command(args: list[str]) -> int:
 
     multirun = any(a in ("-m", "--multirun") for a in args)
     flags, overrides = split_hydra_flags([a for a in args if a not in ("--force", "--keep-going")])
+    check_run_flags(flags)
+    if multirun and any(f in HELP_FLAGS for f in flags):  # help for the sweep's first job, not a Hydra traceback
+        flags, overrides, multirun = [f for f in flags if f not in ("-m", "--multirun")], \
+            first_of_sweeps(overrides, True), False
     config_dirs = config_dir_flags(flags)
     overrides = check_group_choices(overrides, multirun, config_dirs)
     check_launcher_installed(overrides)
@@ -146,6 +150,38 @@ def run_command(args: list[str]) -> int:
 HYDRA_VALUE_FLAGS = ("--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn", "--config-dir",
                      "-cd", "--experimental-rerun")
 INFO_VALUES = ("all", "config", "defaults", "defaults-tree", "plugins", "searchpath")
+
+
+HELP_FLAGS = ("--help", "-h", "--hydra-help")
+HYDRA_FLAGS = (*HELP_FLAGS, "--version", "--resolve", "--run", "-r", "--multirun", "-m", "--info", "-i",
+               "--shell-completion", "-sc", *HYDRA_VALUE_FLAGS)
+MODES = {"-r": "--run", "-m": "--multirun", "-c": "--cfg", "-i": "--info", "-sc": "--shell-completion"}
+CFG_VALUES = ("job", "hydra", "all")
+
+
+def check_run_flags(flags: list[str]) -> None:
+    """Hydra's flags as `split_hydra_flags` gives them (a value after its flag): an unknown flag, a missing or
+    bad --cfg value, or two modes at once (Hydra takes one of --run, --multirun, --cfg, --info) is one line."""
+    seen, i = [], 0
+    while i < len(flags):
+        name, eq, value = flags[i].partition("=")
+        if name not in HYDRA_FLAGS:
+            raise UserError(f"run: unknown option '{flags[i]}'. Options: {', '.join(HYDRA_FLAGS)}, --force, "
+                            "--keep-going; config values are key=value overrides (see `peftbench run --help`).")
+        if name in HYDRA_VALUE_FLAGS and not eq:
+            i += 1
+            value = flags[i] if i < len(flags) else ""
+        elif name in ("--info", "-i") and flags[i + 1:i + 2] and flags[i + 1] in INFO_VALUES:
+            i += 1
+        if name in ("--cfg", "-c") and value not in CFG_VALUES:
+            raise UserError(f"run: {name} {value!r}: must be one of {', '.join(CFG_VALUES)} "
+                            "(e.g. --cfg job prints the composed config).")
+        seen.append(MODES.get(name, name))
+        i += 1
+    modes = [m for m in dict.fromkeys(seen) if m in MODES.values()]
+    if len(modes) > 1:
+        raise UserError(f"run: {' and '.join(modes)} cannot be combined: Hydra does one of them per command "
+                        "(e.g. `peftbench run --cfg job seed=1` prints one job's config; leave out -m).")
 
 
 def split_hydra_flags(args: list[str]) -> tuple[list[str], list[str]]:

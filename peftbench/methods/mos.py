@@ -103,6 +103,9 @@ def targets(model, knobs: MoSConfig, family: str) -> dict:
     """{module name: target type} for the Linear layers to adapt."""
     names = knobs.target_modules
     if names is None:
+        from .peft_lib import import_peft
+
+        import_peft()  # (without bitsandbytes)
         from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as defaults
 
         names = defaults.get(model.config.model_type) or FALLBACK_TARGETS["default"].get(family)

@@ -50,6 +50,9 @@ class TopSingularValues(nn.Module):
 
 def default_targets(family: str) -> list[str]:
     """LoRA's default targets for the family (peft's table, peftbench's fallback where it has none)."""
+    from .peft_lib import import_peft
+
+    import_peft()  # (without bitsandbytes)
     from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as PEFT_DEFAULTS
 
     from .peft_methods import FALLBACK_TARGETS

@@ -136,6 +136,6 @@ def floats(values: pd.Series, task: str, origin: str, first_line: int | None = N
     numbers = pd.to_numeric(values, errors="coerce")
     if numbers.isna().any():
         row = int(numbers.isna().to_numpy().nonzero()[0][0])
-        raise UserError(f"task '{task}', {origin}: label '{values.iloc[row]}' in {where(row, first_line)} is not a number "
-                        "(this task is a regression).")
+        raise UserError(f"task '{task}', {origin}: label '{values.iloc[row]}' in {where(row, first_line)} is not a "
+                        "number (this task is a regression).")
     return numbers.astype(float).tolist()
