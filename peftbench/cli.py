@@ -18,7 +18,8 @@ commands:
            `peftbench run -m method=lora,ia3 task=glue seed=1,2,3`; `peftbench run --help` lists the
            config groups, `--cfg job` prints the composed config). Runs that already have an `ok` run
            file for the same resolved config are skipped (`--force` re-runs them) and killed runs resume
-           from their last checkpoint. Exit status: 0 all ok or skipped, 1 a sweep had failed jobs,
+           from their last checkpoint; a sweep stops after the same error in 3 jobs in a row
+           (`--keep-going` runs every job). Exit status: 0 all ok or skipped, 1 a sweep had failed jobs,
            2 a mistake in the command or config.
   params   count total/trainable parameters of a model x method without weights or training:
            `peftbench params model=roberta-base method=lora method.r=8` (method and head apart)
@@ -105,10 +106,12 @@ def run_command(args: list[str]) -> int:
 
     from .config import CONF_DIR, check_group_choices
     from .config.choices import SEARCH_PATH_FLAGS
+    from .config.overrides import check_task_names
+    from .run.precheck import KEEP_GOING_ENV, check_sweep
     from .run import sweep
 
     multirun = any(a in ("-m", "--multirun") for a in args)
-    flags, overrides = split_hydra_flags([a for a in args if a != "--force"])
+    flags, overrides = split_hydra_flags([a for a in args if a not in ("--force", "--keep-going")])
     check_run_flags(flags)
     if multirun and any(f in HELP_FLAGS for f in flags):  # help for the sweep's first job, not a Hydra traceback
         flags, overrides, multirun = [f for f in flags if f not in ("-m", "--multirun")], \
@@ -120,11 +123,16 @@ def run_command(args: list[str]) -> int:
         cfg = compose(first_of_sweeps(overrides, multirun), config_dirs)  # a typo, a wrong type: one message now
         if multirun:
             check_sweep_values(cfg, overrides)
+        check_task_names(cfg, config_dirs)  # per_task keys, init_from=task:<name>
+        if multirun:  # every task's data folder, hub models offline: all problems at once
+            check_sweep(overrides, lambda o: compose(o, config_dirs), first_of_sweeps)
         check_writable("results_dir", cfg.results_dir)
     if "--force" in args:
         overrides.append("force=true")
     if multirun:  # the sweep's ledger, where every job (local, joblib or SLURM) says how it ended
         overrides.append(f"++hydra.job.env_set.{sweep.SWEEP_ENV}={sweep.new_sweep_id()}")
+        if "--keep-going" in args:  # else a sweep stops after the same error in several jobs in a row
+            overrides.append(f"++hydra.job.env_set.{KEEP_GOING_ENV}=1")
 
     @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
     def hydra_entry(cfg) -> None:
@@ -158,8 +166,8 @@ def check_run_flags(flags: list[str]) -> None:
     while i < len(flags):
         name, eq, value = flags[i].partition("=")
         if name not in HYDRA_FLAGS:
-            raise UserError(f"run: unknown option '{flags[i]}'. Options: {', '.join(HYDRA_FLAGS)}, --force; "
-                            "config values are key=value overrides (see `peftbench run --help`).")
+            raise UserError(f"run: unknown option '{flags[i]}'. Options: {', '.join(HYDRA_FLAGS)}, --force, "
+                            "--keep-going; config values are key=value overrides (see `peftbench run --help`).")
         if name in HYDRA_VALUE_FLAGS and not eq:
             i += 1
             value = flags[i] if i < len(flags) else ""

@@ -62,6 +62,13 @@ class Stopped(BaseException):
         self.exit_status = 128 + signum
 
 
+def reason(exc: BaseException) -> str:
+    """An error's message, never empty: Ctrl-C's KeyboardInterrupt carries none."""
+    if isinstance(exc, KeyboardInterrupt) and not str(exc):
+        return "interrupted (Ctrl-C); run the same command again to resume from the last checkpoint"
+    return str(exc) or type(exc).__name__
+
+
 _TRAINED_IN_THIS_PROCESS = [0]  # runs that trained before this one in this Python process
 
 
@@ -75,13 +82,14 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict:
     record = new_record(cfg, run_dir)
     _process_state(cfg.hardware)
     apply_per_task(cfg)  # a no-op after run.job applied it (it empties per_task); here for direct calls
-    existed, previous, aside, training = run_dir.exists(), None, None, []
+    existed, previous, aside, training, spare = run_dir.exists(), None, None, [], None
     path = run_dir / runfile.FILE_NAME
     if _is_main_process():
         aside = _move_other_config_run(run_dir, record["config_hash"])
         path = record_path(run_dir)  # rerun/run.json while run.json holds an ok run
         previous = runfile.read(path)
         runfile.write_atomic(path, record)
+        spare = runfile.reserve(path)  # room for the last run file, should the disk fill meanwhile
     started, write = time.perf_counter(), True
     try:
         with sigterm_raises():
@@ -91,9 +99,11 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict:
         if isinstance(exc, UserError) and not training:  # a mistake in the command: no run file (README, "Run files")
             write = False
             if _is_main_process():
+                if spare is not None:
+                    spare.unlink(missing_ok=True)
                 _undo_start(run_dir, path, existed, previous, aside)
         record["status"] = "failed" if isinstance(exc, Exception) else "killed"
-        record["error"] = {"type": type(exc).__name__, "message": str(exc), "traceback": traceback.format_exc()}
+        record["error"] = {"type": type(exc).__name__, "message": reason(exc), "traceback": traceback.format_exc()}
         raise
     finally:
         record["finished_at"] = _now()
@@ -102,8 +112,8 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict:
             if record["status"] == "ok":  # a re-run that succeeded replaces the earlier ok run file
                 path = run_dir / runfile.FILE_NAME
                 shutil.rmtree(run_dir / runfile.RERUN_DIR, ignore_errors=True)
-            runfile.write_atomic(path, record)
-            log.info("run file: %s (%s)", path, record["status"])
+            if runfile.write_last(path, record, spare):
+                log.info("run file: %s (%s)", path, record["status"])
             if record["status"] == "ok" and not cfg.train.keep_checkpoint:
                 shutil.rmtree(run_dir / CHECKPOINTS, ignore_errors=True)
     return record
@@ -254,6 +264,9 @@ def _execute(cfg: DictConfig, record: dict, on_train=lambda: None) -> None:
 
     _, problems = check_config(cfg, METHODS.get(cfg.method.name), METRICS.names())
     raise_problems(problems)
+    from ..methods.peft_methods import check_targets_early
+
+    check_targets_early(cfg)  # a misspelt method.target_modules name, before the data loads
     hw, t, task = cfg.hardware, cfg.train, cfg.task
     if task.kind != "image_classification":
         check_max_length(cfg.model)
