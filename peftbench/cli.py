@@ -18,7 +18,8 @@ commands:
            `peftbench run -m method=lora,ia3 task=glue seed=1,2,3`; `peftbench run --help` lists the
            config groups, `--cfg job` prints the composed config). Runs that already have an `ok` run
            file for the same resolved config are skipped (`--force` re-runs them) and killed runs resume
-           from their last checkpoint. Exit status: 0 all ok or skipped, 1 a sweep had failed jobs,
+           from their last checkpoint; a sweep stops after the same error in 3 jobs in a row
+           (`--keep-going` runs every job). Exit status: 0 all ok or skipped, 1 a sweep had failed jobs,
            2 a mistake in the command or config.
   params   count total/trainable parameters of a model x method without weights or training:
            `peftbench params model=roberta-base method=lora method.r=8` (method and head apart)
@@ -106,10 +107,11 @@ def run_command(args: list[str]) -> int:
 
     from .config import CONF_DIR, check_group_choices
     from .config.choices import SEARCH_PATH_FLAGS
+    from .run.precheck import KEEP_GOING_ENV, check_sweep
     from .run import sweep
 
     multirun = any(a in ("-m", "--multirun") for a in args)
-    flags, overrides = split_hydra_flags([a for a in args if a != "--force"])
+    flags, overrides = split_hydra_flags([a for a in args if a not in ("--force", "--keep-going")])
     check_run_flags(flags)
     if multirun and any(f in HELP_FLAGS for f in flags):  # help for the sweep's first job, not a Hydra traceback
         flags, overrides, multirun = [f for f in flags if f not in ("-m", "--multirun")], \
@@ -125,11 +127,15 @@ def run_command(args: list[str]) -> int:
             return 0
         if multirun:
             check_sweep_values(cfg, overrides)
+        if multirun:  # every task's data folder, hub models offline: all problems at once
+            check_sweep(overrides, lambda o: compose(o, config_dirs), first_of_sweeps)
         check_writable("results_dir", cfg.results_dir)
     if "--force" in args:
         overrides.append("force=true")
     if multirun:  # the sweep's ledger, where every job (local, joblib or SLURM) says how it ended
         overrides.append(f"++hydra.job.env_set.{sweep.SWEEP_ENV}={sweep.new_sweep_id()}")
+        if "--keep-going" in args:  # else a sweep stops after the same error in several jobs in a row
+            overrides.append(f"++hydra.job.env_set.{KEEP_GOING_ENV}=1")
 
     @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
     def hydra_entry(cfg) -> None:
@@ -170,8 +176,8 @@ def check_run_flags(flags: list[str]) -> None:
     while i < len(flags):
         name, eq, value = flags[i].partition("=")
         if name not in HYDRA_FLAGS:
-            raise UserError(f"run: unknown option '{flags[i]}'. Options: {', '.join(HYDRA_FLAGS)}, --force; "
-                            "config values are key=value overrides (see `peftbench run --help`).")
+            raise UserError(f"run: unknown option '{flags[i]}'. Options: {', '.join(HYDRA_FLAGS)}, --force, "
+                            "--keep-going; config values are key=value overrides (see `peftbench run --help`).")
         if name in HYDRA_VALUE_FLAGS and not eq:
             i += 1
             value = flags[i] if i < len(flags) else ""
@@ -216,8 +222,8 @@ def config_dir_flags(flags: list[str]) -> list[str]:
             value = value if eq else (flags[i + 1] if i + 1 < len(flags) else "")
             folder = Path(value).expanduser().absolute()
             if not folder.is_dir():
-                raise UserError(f"{name} {value}: no such folder. Give a folder laid out like conf/ "
-                                "(e.g. DIR/task/<name>.yaml).")
+                raise UserError(f"{name} {value}: no such folder. Give a folder laid out like "
+                                "peftbench/conf/ (e.g. DIR/task/<name>.yaml).")
             dirs.append(str(folder))
     return dirs
 
@@ -231,6 +237,7 @@ The method's own parameters and the task head are counted apart, as papers diffe
   --labels N   outputs of the classification head (default: the task's, e.g. 2; 1 = regression)
   --names      list the trainable tensors, grouped over layers
   --json       print the counts as JSON
+  --list       list the models, methods and tasks (installed plugins' too, with their package) and exit
 example: peftbench params model=roberta-base method=lora method.r=8
 """
 
@@ -244,6 +251,9 @@ def params_command(argv: list[str]) -> int:
     if any(a in ("-h", "--help") for a in argv):
         print(PARAMS_USAGE)
         return 0
+    if "--list" in argv:
+        print(list_options())
+        return 0
     flags = {"--names": False, "--json": False}
     labels, overrides, args = None, [], iter(argv)
     for arg in args:
@@ -255,7 +265,7 @@ def params_command(argv: list[str]) -> int:
                 raise UserError(f"--labels {value!r}: give a whole number >= 1 (1 = regression).")
             labels = int(value)
         elif arg.startswith("-"):
-            raise UserError(f"params: unknown option '{arg}'. Options: --labels N, --names, --json.")
+            raise UserError(f"params: unknown option '{arg}'. Options: --labels N, --names, --json, --list.")
         else:
             overrides.append(arg)
     cfg = compose(overrides)
@@ -270,82 +280,25 @@ def params_command(argv: list[str]) -> int:
     return 0
 
 
+def list_options() -> str:
+    """`peftbench params --list`: each group's options; a plugin's are marked with its package."""
+    from . import plugins
+    from .config import CONF_DIR, group_options
+
+    plugins.check(CONF_DIR)
+    lines = []
+    for group in ("model", "method", "task"):
+        names = {o: "" for o in group_options(group)}
+        names.update({p.name: f" ({p.dist})" for p in plugins.declared() if p.group == group})
+        lines.append(f"{group}s ({len(names)}): " + ", ".join(n + names[n] for n in sorted(names)))
+    return "\n".join(lines)
+
+
 def compose(overrides: list[str], config_dirs: list[str] = (), checked: bool = False):
-    """The run config for these overrides as a run of `peftbench run` uses it (no run dir, no Hydra job): its
-    task's `per_task` values applied (what the command line sets wins), with the folders of --config-dir on
-    the search path; `checked`: the group choices were checked already. Hydra's composition errors become one
-    UserError: an unknown key with the closest valid keys of its node, a value of the wrong type with the type
-    expected."""
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
+    """The run config as `peftbench run` uses it, composed outside a Hydra job (config/compose.py)."""
+    from .config.compose import compose as run_config
 
-    from .config import apply_per_task, check_group_choices
-
-    if not checked:
-        check_group_choices(overrides, config_dirs=config_dirs)
-    explicit = [o.split("=")[0].lstrip("+~") for o in overrides]
-    if config_dirs:
-        overrides = [*overrides, f"hydra.searchpath=[{','.join('file://' + d for d in config_dirs)}]"]
-    try:
-        cfg = _hydra_compose(overrides)
-    except (HydraException, OmegaConfBaseException) as exc:
-        raise compose_error(exc, overrides) from None
-    apply_per_task(cfg, explicit=explicit)
-    return cfg
-
-
-def _hydra_compose(overrides: list[str]):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    from .config import CONF_DIR
-
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return hydra_compose("config", overrides=overrides)
-
-
-TYPE_NAMES = {"Float": "a float", "Integer": "an integer", "Boolean": "true or false", "bool": "true or false"}
-
-
-def compose_error(exc: Exception, overrides: list[str]) -> UserError:
-    """`Unknown key 'lrr' in train. Did you mean 'lr'? Valid keys: ...` or `train.lr='abc': expected a float.`"""
-
-    from omegaconf import DictConfig, OmegaConf
-    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
-
-    from .errors import did_you_mean
-
-    cause, message = exc.__cause__, str(exc).strip()
-    key = getattr(cause, "full_key", None)
-    if isinstance(cause, ValidationError) and key:
-        return _type_error(key, cause)
-    if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and key:
-        parent, _, name = key.rpartition(".")
-        keys = [o.lstrip("+~").split("=")[0] for o in overrides]
-        rest = [o for o, k in zip(overrides, keys) if k != key and not k.startswith(key + ".")]
-        try:
-            node = _hydra_compose(rest)
-            node = OmegaConf.select(node, parent) if parent else node
-        except Exception:  # another mistake in the rest: Hydra's own words
-            node = None
-        if isinstance(node, DictConfig):
-            valid = sorted(str(k) for k in node.keys())
-            where = f" in {parent}" if parent else ""
-            hint = (f" A knob of method '{node.name}' that its YAML leaves out is added with "
-                    f"+method.<knob>=<value>." if parent == "method" else "")
-            return UserError(f"Unknown key '{name}'{where}.{did_you_mean(name, valid)} "
-                             f"Valid keys: {', '.join(valid)}.{hint}")
-    detail = f" ({str(cause).splitlines()[0]})" if cause is not None and str(cause) else ""
-    return UserError(message + detail)
-
-
-def _type_error(key: str, exc: Exception) -> UserError:
-    import re
-
-    expected = re.search(r"converted to (\w+)|not a valid (bool)", str(exc))
-    if expected:
-        return UserError(f"{key}={exc.value!r}: expected {TYPE_NAMES[expected[1] or expected[2]]}.")
-    return UserError(f"{key}={exc.value!r}: {str(exc).splitlines()[0]}")
+    return run_config(overrides, config_dirs, checked)
 
 
 def check_sweep_values(cfg, args: list[str]) -> None:
@@ -355,6 +308,7 @@ def check_sweep_values(cfg, args: list[str]) -> None:
     from omegaconf.errors import ValidationError
 
     from .config import GROUPS
+    from .config.compose import type_error
 
     for arg in (a for a in args if "=" in a and not a.startswith("-") and "/" not in a.split("=")[0]):
         try:
@@ -369,7 +323,7 @@ def check_sweep_values(cfg, args: list[str]) -> None:
             try:
                 OmegaConf.update(cfg, key, value, merge=True)
             except ValidationError as exc:
-                raise _type_error(key, exc) from None
+                raise type_error(key, exc) from None
 
 
 def first_of_sweeps(args: list[str], multirun: bool) -> list[str]:

@@ -65,12 +65,73 @@ def write_atomic(path: str | Path, record: dict) -> Path:
     return path
 
 
+RESERVE_BYTES = 1 << 16  # kept free for a run's last run file: a disk filled meanwhile cannot stop it
+
+
+def reserve(path: str | Path) -> Path:
+    """Hold RESERVE_BYTES beside the run file `path` (a hidden file of zeros) until `write_last`."""
+    spare = Path(path).with_name(f".{Path(path).name}.reserve")
+    try:
+        with open(spare, "wb") as f:
+            f.write(bytes(RESERVE_BYTES))
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError:  # already full: write_last still tries
+        spare.unlink(missing_ok=True)
+    return spare
+
+
+def write_last(path: str | Path, record: dict, spare: Path | None = None) -> Path | None:
+    """A run's last run file, also on a full disk: the reserve made at its start is given back first; if
+    the record still does not fit, it is written without its histories and traceback (`error.message`
+    says so). Returns the path, or None (with one line on the log) when nothing could be written."""
+    import logging
+
+    if spare is not None:
+        spare.unlink(missing_ok=True)
+    try:
+        return write_atomic(path, record)
+    except OSError as exc:
+        first = exc
+    slim = {**record, "eval_history": None, "loss_history": None}
+    error = dict(record.get("error") or {})
+    error["message"] = (f"{error.get('message', '')} (run file written without histories"
+                        f"{' and traceback' if error else ''}: {first.strerror})").strip()
+    slim["error"] = {**error, "traceback": None}
+    try:
+        return write_atomic(path, slim)
+    except OSError as exc:
+        logging.getLogger("peftbench").error("could not write the run file %s (%s); the run ended %s%s", path,
+                                             exc, record.get("status"),
+                                             f": {record['error']['message']}" if record.get("error") else "")
+        return None
+
+
 def read(path: str | Path) -> dict | None:
     """A run file's record, or None when it is missing or unreadable (e.g. another job is writing it)."""
     try:
         return json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return None
+
+
+def unfinished_reason(record: dict) -> str:
+    """What a `running` run file with no error means, seen from here: its process is gone (a run killed
+    without a word, or one whose last run file could not be written), alive, or on another host."""
+    where = record.get("host") or {}
+    pid, name = where.get("pid"), where.get("hostname")
+    if record.get("status") != "running" or not pid:
+        return ""
+    if name != platform.node():
+        return f"running on {name} (pid {pid}), or ended there without a word"
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return (f"its process (pid {pid}) is gone: the run ended without a word (SIGKILL, the OOM killer, a full "
+                "disk); run the same command again to resume from its last checkpoint")
+    except (OSError, ValueError):
+        pass
+    return f"running (pid {pid} on this host)"
 
 
 def find_run_files(paths) -> list[Path]:

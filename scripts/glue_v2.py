@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""The MiniLM GLUE v2 grid (conf/experiment/glue_minilm_v2.yaml): a head comparison, a learning-rate pilot,
-then the table's runs, many `peftbench run` processes at once (one CPU thread each), resumable, with a deadline.
+"""The MiniLM GLUE v2 grid (peftbench/conf/experiment/glue_minilm_v2.yaml): a head comparison, a learning-rate
+pilot, then the table's runs, many `peftbench run` processes at once (one CPU thread each), resumable, with a deadline.
 
     python scripts/glue_v2.py --data ../shared/data/glue --jobs 2                 # 2-core machine (days)
     python scripts/glue_v2.py --data /data/glue --jobs 14 --mps --deadline 540    # one GPU

@@ -105,6 +105,14 @@ MISTAKES = [
     (["seed=1", "--config-dir", "{tmp}/conf", "task=mine"], ["conf/task/mine.yaml: unknown task field 'text_feild'"]),
     (["--config-dir", "{tmp}/conf", "task=mien"], ["Unknown task 'mien'. Did you mean 'mine'? Available:", "glue/cola"]),
     (["--config-dir", "{tmp}/nowhere", "task=mine"], ["--config-dir {tmp}/nowhere: no such folder."]),
+    (["seed=-1"], ["seed=-1: must be in 0..4294967295 (2**32-1)."]),
+    (["seed=4294967296"], ["seed=4294967296: must be in 0..4294967295"]),
+    (["train.epochs=0", "train.max_steps=-1"], ["train.epochs=0.0 and train.max_steps=-1: set one of them > 0."]),
+    (["+per_task={glue/sst22: {train.lr: 0.1}}"], ["per_task: Unknown task 'glue/sst22'. Did you mean 'glue/sst2'?"]),
+    (["train.init_from=task:glue/mnlii"], ["train.init_from=task:glue/mnlii: Unknown task 'glue/mnlii'. Did you "
+                                           "mean 'glue/mnli'?"]),
+    (["method.target_modules=[query,vlaue]"], ["'vlaue' matches no layer of this bert model. Did you mean 'value'?",
+                                               "Layer names lora can adapt here: classifier, dense, key"]),
     (["hardware=gpu"], ["hardware=gpu (hardware.device=cuda): torch", "sees no CUDA device here. Use hardware=cpu"]),
     (["hardware=multi_gpu"], ["hardware=multi_gpu (hardware.device=cuda): torch", "sees no CUDA device here."]),
 ]
@@ -135,7 +143,8 @@ def test_a_mistake_gets_one_message_and_status_2(tmp_path, args, texts):
     assert "Traceback" not in out.stderr, out.stderr
     assert out.returncode == 2, out.stderr
     for text in texts:
-        assert text in out.stderr, out.stderr
+        assert out.stderr.count(text) == 1, out.stderr  # one message per problem
+    assert not (tmp_path / "results" / "runs").exists()  # no run folder, not even an empty runs/
 
 
 def write_task_file(conf: Path, name: str, extra: str = "") -> Path:
@@ -182,3 +191,13 @@ def test_sigterm_ends_a_run_with_one_line_and_status_143(tmp_path):
     record = json.loads(path.read_text())
     assert record["status"] == "killed" and record["error"]["type"] == "Stopped"
     assert str(path) in line
+
+
+def test_a_misspelt_target_module_is_named_before_the_data_loads(tmp_path, caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="peftbench"), \
+            pytest.raises(UserError, match=r"'vlaue' matches no layer of this bert model. Did you mean 'value'\?"):
+        run(make_cfg(*TINY, "method.target_modules=[query,vlaue]"), tmp_path / "run")
+    assert not any("task demo from" in r.getMessage() for r in caplog.records)  # no data loaded
+    assert not (tmp_path / "run").exists()

@@ -12,6 +12,8 @@ from ..errors import UserError
 from .kinds import kind_problems
 from .schema import POOLINGS, ISTConfig
 
+SEED_MAX = 2**32 - 1
+
 
 def _positive(problems: list[str], cfg: DictConfig, key: str, allow_zero: bool = False) -> None:
     value = OmegaConf.select(cfg, key)
@@ -31,6 +33,10 @@ def check_config(cfg: DictConfig, method, metric_names: list[str]) -> tuple[Any,
     for key in ("train.weight_decay", "train.max_grad_norm", "train.checkpoint_every",
                 "train.throughput_warmup_steps"):
         _positive(problems, cfg, key, allow_zero=True)
+    for key in ("seed", "task.sample_seed"):  # numpy takes seeds in 0..2**32-1 only
+        value = OmegaConf.select(cfg, key)
+        if isinstance(value, int) and not 0 <= value <= SEED_MAX:
+            problems.append(f"{key}={value}: must be in 0..{SEED_MAX} (2**32-1).")
     t = cfg.train
     if t.eval_every != "epoch" and (isinstance(t.eval_every, bool) or not isinstance(t.eval_every, int)
                                     or t.eval_every < 0):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from ..errors import UserError
+from ..errors import UserError, unknown_name
 
 _ABSENT = object()
 
@@ -25,3 +25,30 @@ def apply_per_task(cfg: DictConfig, explicit=()) -> dict:
     with open_dict(cfg):
         cfg.per_task = {}
     return applied
+
+
+def task_name_problems(cfg: DictConfig, task_names) -> list[str]:
+    """Task names a config holds besides `task` itself, checked against `task_names` (the task files):
+    the keys of `per_task` (a misspelt one would be ignored without a word) and `train.init_from=task:<name>`,
+    also inside per_task."""
+    names = sorted({*task_names, cfg.task.name})
+    per_task = OmegaConf.to_container(cfg.per_task, resolve=True) or {}
+    problems = [f"per_task: {unknown_name('task', t, names)}" for t in per_task if t not in names]
+    starts = [("train.init_from", cfg.train.init_from)]
+    starts += [(f"per_task.{t}.train.init_from", (entries or {}).get("train.init_from"))
+               for t, entries in per_task.items()]
+    for key, spec in starts:
+        if isinstance(spec, str) and spec.startswith("task:") and spec[len("task:"):] not in names:
+            problems.append(f"{key}={spec}: {unknown_name('task', spec[len('task:'):], names)}")
+    return problems
+
+
+def check_task_names(cfg: DictConfig, config_dirs=()) -> None:
+    """`task_name_problems` against the task files of conf/ and the --config-dir folders; one UserError."""
+    from pathlib import Path
+
+    from .checks import raise_problems
+    from .schema import group_options
+
+    names = {*group_options("task"), *(o for d in config_dirs for o in group_options("task", Path(d)))}
+    raise_problems(task_name_problems(cfg, names))

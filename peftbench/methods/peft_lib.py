@@ -16,7 +16,7 @@ import sys
 
 from ..errors import UserError
 
-# The first peft release with each method's config class and every knob conf/method/<name>.yaml sets
+# The first peft release with each method's config class and every knob peftbench/conf/method/<name>.yaml sets
 # (from peft's release tags): LoRA's YAML sets use_dora (0.9.0), which its variants inherit.
 NEEDS_PEFT = {
     "lora": "0.9.0", "dora": "0.9.0", "rslora": "0.9.0", "pissa": "0.11.0", "olora": "0.12.0",

@@ -1,7 +1,7 @@
 """Methods that HF peft implements, wrapped, not re-implemented: peft is the reference users trust.
 
 The knobs of `method=<name>` are the fields of peft's config class under peft's own names (see
-`conf/method/<name>.yaml`; add any other field with `+method.<field>=...`). `target_modules: null`
+`peftbench/conf/method/<name>.yaml`; add any other field with `+method.<field>=...`). `target_modules: null`
 takes peft's default for the model family (BERT/RoBERTa LoRA: query, value; IA3: key, value,
 output.dense). Variants are YAML files over the same class: dora, rslora, pissa and olora are LoRA
 with `use_dora`, `use_rslora` or `init_lora_weights` set.
@@ -13,7 +13,7 @@ import dataclasses
 import functools
 import warnings
 
-from ..errors import UserError
+from ..errors import UserError, did_you_mean
 from .base import METHODS, Method, head_modules
 from .hooks import attach_hooks
 from .peft_lib import bitsandbytes_hidden, import_peft, require_peft
@@ -103,8 +103,46 @@ for _table in (IA3_FALLBACK, *FALLBACK_TARGETS.values()):  # the Audio Spectrogr
         _table["audio-spectrogram-transformer"] = _table["vit"]
 
 
+def check_targets(model, targets, method: str, family: str) -> None:
+    """Every name in a `method.target_modules` list must match a layer (as peft matches: the whole module
+    name or a dotted suffix of it); peft itself skips a misspelt name when another one matches."""
+    if not isinstance(targets, (list, tuple)) or not targets:
+        return  # null (peft's default), or a regex / "all-linear" string: peft checks those
+    import torch
+
+    kinds = (torch.nn.Linear, torch.nn.Embedding, torch.nn.Conv1d, torch.nn.Conv2d)
+    layers = [n for n, m in model.named_modules() if isinstance(m, kinds) or type(m).__name__ == "Conv1D"]
+    bad = [t for t in targets if not any(n == t or n.endswith("." + t) for n in layers)]
+    if bad:
+        leaves = sorted({n.split(".")[-1] for n in layers})
+        raise UserError(f"method.target_modules={list(targets)}: {', '.join(repr(t) for t in bad)} "
+                        f"match{'es' if len(bad) == 1 else ''} no layer of this {family} model."
+                        f"{did_you_mean(bad[0], leaves)} Layer names {method} can adapt here: {', '.join(leaves)} "
+                        "(a dotted suffix such as attention.output.dense picks one of several).")
+
+
+def check_targets_early(cfg) -> None:
+    """`check_targets` before the data loads: on the model built on the meta device (no weights, no memory)."""
+    from omegaconf import OmegaConf
+
+    targets = cfg.method.get("target_modules")
+    if cfg.method.name not in CLASSES or not OmegaConf.is_list(targets) or not targets:
+        return  # null (peft's default), a regex / "all-linear" string, or a method written here
+    import torch
+
+    from ..models import family_of, load_model
+
+    try:
+        with torch.device("meta"):
+            model = load_model(cfg.model, 2, weights=False, kind=cfg.task.kind)
+    except Exception:  # noqa: BLE001  (a model that cannot be built this way: the check runs when it is built)
+        return
+    check_targets(model, list(targets), cfg.method.name, family_of(model, cfg.model))
+
+
 def build(model, knobs: dict, family: str, class_name: str):
     kwargs = {k: v for k, v in knobs.items() if k not in ("name", "default_lr")}
+    check_targets(model, kwargs.get("target_modules"), knobs["name"], family)
     try:
         return _build(model, kwargs, class_name)
     except (ValueError, TypeError, KeyError, NotImplementedError) as exc:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import List, Optional
 
 import torch
+from omegaconf import MISSING
 from torch import nn
 from torch.nn.utils import parametrize
 
@@ -23,8 +24,8 @@ from .sparse_ft import merge  # the same parametrization removal
 
 @dataclass
 class SVFitConfig(MethodConfig):
-    r: int = 16  # singular values trained per matrix (the top r)
-    target_modules: Optional[List[str]] = None  # nn.Linear name suffixes; null: LoRA's defaults for the family
+    r: int = MISSING  # singular values trained per matrix (the top r)
+    target_modules: Optional[List[str]] = MISSING  # nn.Linear name suffixes; null: LoRA's defaults for the family
 
     def problems(self) -> list[str]:
         out = [f"method.r={self.r}: must be >= 1."] if self.r < 1 else []

@@ -26,7 +26,8 @@ def find_init_run(cfg: DictConfig) -> dict:
         if record.get("method") != cfg.method.name:
             raise UserError(f"train.init_from={spec}: that run trained method '{record.get('method')}', this one "
                             f"is '{cfg.method.name}'; start from a run of the same method.")
-        return record
+        # the folder named, not the run_dir its run file recorded: the run may have been moved or copied since
+        return {**record, "run_dir": str(path.parent.absolute())}
     task = spec[len("task:"):]
     knobs = OmegaConf.to_container(cfg.method, resolve=True)
     found = []
@@ -35,7 +36,7 @@ def find_init_run(cfg: DictConfig) -> dict:
         if record and record.get("status") == "ok" and record.get("task") == task and \
                 record.get("model") == cfg.model.name and record.get("method") == cfg.method.name and \
                 record.get("seed") == cfg.seed and (record.get("config") or {}).get("method") == knobs:
-            found.append(record)
+            found.append({**record, "run_dir": str(path.parent.absolute())})  # where it is now
     if not found:
         raise UserError(f"train.init_from={spec}: no ok run of {cfg.model.name} + {cfg.method.name} (same knobs), "
                         f"seed {cfg.seed}, on {task} under {cfg.results_dir}. Run it first, e.g. "

@@ -30,6 +30,9 @@ def resolve(cfg):
     method = METHODS.get(cfg.method.name)
     knobs, problems = check_config(cfg, method, METRICS.names())
     raise_problems(problems)
+    from ..methods.peft_methods import check_targets_early
+
+    check_targets_early(cfg)  # a misspelt method.target_modules name, before the data loads
     if cfg.task.kind != "image_classification":
         check_max_length(cfg.model)
     return method, knobs

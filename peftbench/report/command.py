@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from ..errors import UserError, unknown_name
-from ..runfile import FILE_NAME, RERUN_DIR
+from ..runfile import FILE_NAME, RERUN_DIR, unfinished_reason
 from .bestof import best_of, mixed_note
 from .build import METRIC_CHOICES, compare_table, cost_table, scores_table
 from .options import Parser, check_options
@@ -36,7 +36,8 @@ def failed_lines(runs: list[dict]) -> list[str]:
         message = (err.get("message") or "").strip().splitlines()
         rerun = " (a re-run: the earlier ok run stays in the table)" if _is_rerun(r["_path"]) else ""
         lines.append(f"- {r.get('model')} / {r.get('method')} / {r.get('task')} seed {r.get('seed')}: "
-                     f"{err.get('type', r.get('status'))}: {message[0] if message else ''} ({r['_path']}){rerun}")
+                     f"{err.get('type', r.get('status'))}: {message[0] if message else unfinished_reason(r)} "
+                     f"({r['_path']}){rerun}")
     return lines
 
 

@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from .. import runfile
 from ..errors import UserError
-from .runner import sigterm_raises  # SIGTERM while waiting for the child: runner.Stopped, as in an inline run
+from .runner import reason, sigterm_raises  # SIGTERM while waiting for the child: runner.Stopped, as in an inline run
 
 KILLED_BY = {signal.SIGKILL: "killed", signal.SIGTERM: "killed", signal.SIGINT: "killed"}  # else failed
 
@@ -106,7 +106,7 @@ def main(argv: list[str]) -> int:
     try:
         run(cfg, run_dir, sent["identity"])
     except BaseException as exc:
-        runfile.write_atomic(error_file, {"type": type(exc).__name__, "message": str(exc),
+        runfile.write_atomic(error_file, {"type": type(exc).__name__, "message": reason(exc),
                                           "exception": isinstance(exc, Exception)})
         return 2 if isinstance(exc, UserError) else 1
     return 0

@@ -15,7 +15,8 @@ from ..errors import UserError, unknown_name
 from . import sweep, threads
 from .child import run_in_child
 from .lock import LOCK_NAME, RunLock, describe
-from .runner import Stopped, identity, record_path, run
+from .precheck import SAME_ERROR_IN_A_ROW, repeated_failure
+from .runner import Stopped, identity, reason, record_path, run
 
 HYDRA_FILES = (".hydra", "run.log", LOCK_NAME)  # what a run dir holds before the run writes anything
 
@@ -66,6 +67,13 @@ def _run_held(cfg, run_dir: Path, multirun: bool, main_task: bool, in_child: boo
         if main_task:
             sweep.record_outcome(cfg, run_dir, "skipped", run_file=str(done))
         return
+    stop = repeated_failure(cfg) if multirun else None
+    if stop is not None:  # the same error in several jobs in a row (hub offline, data missing): stop here
+        print(f"peftbench: skipped  {run_dir.name}: the last {SAME_ERROR_IN_A_ROW} jobs failed with the same error "
+              f"({stop}); the sweep stops here (--keep-going runs every job)", file=sys.stderr)
+        if main_task:
+            sweep.record_outcome(cfg, run_dir, "skipped", reason=f"stopped after the same error: {stop}")
+        return
     if main_task:
         sweep.record_outcome(cfg, run_dir, "running")
     try:
@@ -78,7 +86,7 @@ def _run_held(cfg, run_dir: Path, multirun: bool, main_task: bool, in_child: boo
         status = getattr(exc, "status", "failed" if isinstance(exc, Exception) else "killed")
         error_type = getattr(exc, "type_name", type(exc).__name__)
         if main_task:
-            sweep.record_outcome(cfg, run_dir, status, error_type=error_type, message=str(exc))
+            sweep.record_outcome(cfg, run_dir, status, error_type=error_type, message=reason(exc))
         if isinstance(exc, UserError):
             print(f"peftbench: error: {exc}", file=sys.stderr)
             if multirun:
@@ -88,7 +96,7 @@ def _run_held(cfg, run_dir: Path, multirun: bool, main_task: bool, in_child: boo
             print(f"peftbench: {status}  {run_dir.name}: {error_type}: {exc}", file=sys.stderr)
             return
         if isinstance(exc, (Stopped, KeyboardInterrupt)):  # the run file says `killed`; one line, no traceback
-            print(f"peftbench: killed  {run_dir.name}: {exc or 'interrupted (Ctrl-C)'}; run file: "
+            print(f"peftbench: killed  {run_dir.name}: {reason(exc)}; run file: "
                   f"{record_path(run_dir)}", file=sys.stderr)
             sys.exit(getattr(exc, "exit_status", 130))  # 143 for SIGTERM, 130 for Ctrl-C, as a shell reports them
         raise  # a SLURM requeue and the like: the launcher handles it
@@ -137,6 +145,8 @@ def _remove_if_unused(run_dir: Path, lock: RunLock | None = None) -> None:
         if lock is not None:
             lock.release()
         run_dir.rmdir()
+        if not any(run_dir.parent.iterdir()):  # results/runs/ holds nothing else: no empty folder either
+            run_dir.parent.rmdir()
     except OSError:  # another process started in it meanwhile: its folder now
         if lock is not None:
             lock.release()

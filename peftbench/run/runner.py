@@ -71,6 +71,13 @@ class Stopped(BaseException):
         self.exit_status = 128 + signum
 
 
+def reason(exc: BaseException) -> str:
+    """An error's message, never empty: Ctrl-C's KeyboardInterrupt carries none."""
+    if isinstance(exc, KeyboardInterrupt) and not str(exc):
+        return "interrupted (Ctrl-C); run the same command again to resume from the last checkpoint"
+    return str(exc) or type(exc).__name__
+
+
 def run(cfg: DictConfig, run_dir: str | Path, ident: dict | None = None) -> dict:
     """Run the composed, per-task-resolved config `cfg` (cli.compose or run/job.py) in `run_dir`; `ident`:
     its `identity`, when the caller computed it already (to skip a done run)."""
@@ -82,13 +89,14 @@ def run(cfg: DictConfig, run_dir: str | Path, ident: dict | None = None) -> dict
     threads.apply(threads.resolve(cfg.hardware.get("threads", "auto"), cfg.hardware.num_processes))
     record = new_record(cfg, run_dir, ident)
     process_state(cfg.hardware)
-    existed, previous, aside, training = run_dir.exists(), None, None, []
+    existed, previous, aside, training, spare = run_dir.exists(), None, None, [], None
     path = run_dir / runfile.FILE_NAME
     if is_main_process():
         aside = _move_other_config_run(run_dir, record["config_hash"])
         path = record_path(run_dir)  # rerun/run.json while run.json holds an ok run
         previous = runfile.read(path)
         runfile.write_atomic(path, record)
+        spare = runfile.reserve(path)  # room for the last run file, should the disk fill meanwhile
     started, write = time.perf_counter(), True
     try:
         with sigterm_raises():
@@ -98,9 +106,11 @@ def run(cfg: DictConfig, run_dir: str | Path, ident: dict | None = None) -> dict
         if isinstance(exc, UserError) and not training:  # a mistake in the command: no run file (README, "Run files")
             write = False
             if is_main_process():
+                if spare is not None:
+                    spare.unlink(missing_ok=True)
                 _undo_start(run_dir, path, existed, previous, aside)
         record["status"] = "failed" if isinstance(exc, Exception) else "killed"
-        record["error"] = {"type": type(exc).__name__, "message": str(exc), "traceback": traceback.format_exc()}
+        record["error"] = {"type": type(exc).__name__, "message": reason(exc), "traceback": traceback.format_exc()}
         raise
     finally:
         record["finished_at"] = _now()
@@ -109,8 +119,8 @@ def run(cfg: DictConfig, run_dir: str | Path, ident: dict | None = None) -> dict
             if record["status"] == "ok":  # a re-run that succeeded replaces the earlier ok run file
                 path = run_dir / runfile.FILE_NAME
                 shutil.rmtree(run_dir / runfile.RERUN_DIR, ignore_errors=True)
-            runfile.write_atomic(path, record)
-            log.info("run file: %s (%s)", path, record["status"])
+            if runfile.write_last(path, record, spare):
+                log.info("run file: %s (%s)", path, record["status"])
             if record["status"] == "ok" and not cfg.train.keep_checkpoint:
                 shutil.rmtree(run_dir / CHECKPOINTS, ignore_errors=True)
     return record

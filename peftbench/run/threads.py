@@ -59,8 +59,12 @@ def choose(setting, processes: int = 1, runs_at_once: int | None = None) -> tupl
             raise UserError(f"hardware.threads={setting!r}: give auto (the CPUs this process may use, split "
                             "among the runs started at once) or a whole number >= 1.")
         return n, f"hardware.threads={n}"
-    env = os.environ.get("OMP_NUM_THREADS", "")
-    if env.isdigit() and int(env) > 0:  # the user's (or this launcher's) choice for OpenMP programs
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if env:  # the user's (or this launcher's) choice for OpenMP programs; "4,2" (nested levels): 4
+        if not all(p.strip().isdigit() and int(p) > 0 for p in env.split(",")):
+            raise UserError(f"OMP_NUM_THREADS={env!r} (in the environment): not a whole number >= 1. Set it to one "
+                            "(export OMP_NUM_THREADS=4), unset it, or choose with hardware.threads=N.")
+        env = env.split(",")[0].strip()
         told = os.environ.get(WHY, "")  # what the launcher chose it for (resolve below)
         return int(env), told.split(": ", 1)[1] if told.startswith(f"{env}: ") else f"OMP_NUM_THREADS={env}"
     if runs_at_once is None:

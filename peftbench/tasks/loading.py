@@ -145,6 +145,9 @@ def _read_file(task: DictConfig, path: Path) -> pd.DataFrame:
         raise UserError(f"{path}: cannot be read as {path.suffix[1:].upper()} ({str(exc).strip()}).") from exc
     if df.empty:
         raise UserError(f"{path}: no rows (a header only?). Each split needs at least one example.")
+    # the file's line of row 0, for messages about a row: after a header line (TSV with one, CSV), or the first
+    # line (header-less TSV, JSON lines); a JSON document has no lines to name
+    df.attrs["first_line"] = {".tsv": 1 if task.tsv_columns else 2, ".csv": 2, ".jsonl": 1}.get(path.suffix)
     return df
 
 
@@ -176,6 +179,7 @@ def _read_hub(task: DictConfig, splits: list[str]) -> dict[str, pd.DataFrame]:
 
 
 def _normalise(task: DictConfig, df: pd.DataFrame, origin: str) -> pd.DataFrame:
+    first_line = df.attrs.get("first_line")
     aliases = {a: f for a, f in task.column_aliases.items() if a in df.columns and f not in df.columns}
     df = df.rename(columns=aliases)
     if task.kind != "classification":  # prompts, targets, choices, images (tasks/spec.py)
@@ -184,7 +188,7 @@ def _normalise(task: DictConfig, df: pd.DataFrame, origin: str) -> pd.DataFrame:
     require_columns(task, df, fields + [task.label_field], origin)
     out = df[fields].astype(str)
     if task.label_names:
-        out["label"] = label_ids(df[task.label_field], list(task.label_names), task.name, origin)
+        out["label"] = label_ids(df[task.label_field], list(task.label_names), task.name, origin, first_line)
     else:
-        out["label"] = floats(df[task.label_field], task.name, origin)
+        out["label"] = floats(df[task.label_field], task.name, origin, first_line)
     return out.reset_index(drop=True)

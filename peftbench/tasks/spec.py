@@ -109,7 +109,12 @@ def require_columns(task: DictConfig, df: pd.DataFrame, needed: list[str], origi
                         "Map a file column with task.column_aliases='{file_column: field}'.")
 
 
-def label_ids(values: pd.Series, names: list[str], task: str, origin: str) -> list[int]:
+def where(row: int, first_line: int | None) -> str:
+    """`line 7` (the file's line, when the rows came from a file with lines), else `row 5` (0-based)."""
+    return f"line {row + first_line}" if first_line else f"row {row}"
+
+
+def label_ids(values: pd.Series, names: list[str], task: str, origin: str, first_line: int | None = None) -> list[int]:
     lookup = {name: i for i, name in enumerate(names)} | {str(i): i for i in range(len(names))}
     ids, bad = [], []
     for row, value in enumerate(values):
@@ -122,15 +127,15 @@ def label_ids(values: pd.Series, names: list[str], task: str, origin: str) -> li
     if bad:
         row, value = bad[0]
         hint = " (-1 marks hidden test labels: evaluate on a labelled split)" if str(value).strip() == "-1" else ""
-        raise UserError(f"task '{task}', {origin}: label '{value}' in row {row} is not one of "
+        raise UserError(f"task '{task}', {origin}: label '{value}' in {where(row, first_line)} is not one of "
                         f"{', '.join(names)} (or 0..{len(names) - 1}); {len(bad)} row(s) like it{hint}.")
     return ids
 
 
-def floats(values: pd.Series, task: str, origin: str) -> list[float]:
+def floats(values: pd.Series, task: str, origin: str, first_line: int | None = None) -> list[float]:
     numbers = pd.to_numeric(values, errors="coerce")
     if numbers.isna().any():
         row = int(numbers.isna().to_numpy().nonzero()[0][0])
-        raise UserError(f"task '{task}', {origin}: label '{values.iloc[row]}' in row {row} is not a number "
-                        "(this task is a regression).")
+        raise UserError(f"task '{task}', {origin}: label '{values.iloc[row]}' in {where(row, first_line)} is not a "
+                        "number (this task is a regression).")
     return numbers.astype(float).tolist()

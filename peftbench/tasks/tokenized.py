@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import zipfile
 from collections import OrderedDict
 from pathlib import Path
 
@@ -26,6 +28,8 @@ import numpy as np
 import pandas as pd
 
 from .. import runfile
+
+log = logging.getLogger("peftbench")
 
 ENCODING_VERSION = 2  # bump when the encoding below changes, to invalidate every cached split
 MEMORY_ENTRIES = 8  # splits kept in this process (a GLUE sweep: 8 tasks x train/eval fit in a few)
@@ -133,15 +137,20 @@ def cached(key: str, cache_dir: str | Path | None, build) -> tuple[TokenizedSpli
     split, how = None, "miss"
     if path is not None and path.is_file():
         try:
-            with np.load(path) as npz:
+            with np.load(path) as npz:  # allow_pickle=False: a cache file is data, never code
                 split, how = TokenizedSplit({k: npz[k] for k in npz.files}), "disk"
-        except (OSError, ValueError, KeyError):  # a damaged file: tokenise again and replace it
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+            log.warning("token cache %s is damaged (%s: %s): tokenising again and replacing it", path,
+                        type(exc).__name__, exc)  # a cut-short .npz is a BadZipFile, which no OSError catches
             split = None
     if split is None:
         built = build()
         split = built if isinstance(built, TokenizedSplit) else TokenizedSplit.from_features(built)
         if path is not None:
-            _save(path, split)
+            try:
+                _save(path, split)
+            except OSError as exc:  # a full disk, a read-only cache: the cache is optional, the run goes on
+                log.warning("token cache %s not written (%s): the run goes on without it", path, exc)
     _MEMORY[key] = split
     while len(_MEMORY) > MEMORY_ENTRIES:
         _MEMORY.popitem(last=False)

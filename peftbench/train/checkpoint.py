@@ -4,11 +4,15 @@ the same base weights reproduces the trained model."""
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 from ..errors import UserError
 from ..runfile import umask
+from .statefile import Damaged
+
+log = logging.getLogger("peftbench")
 
 
 def trainable_state(model) -> dict:
@@ -32,22 +36,27 @@ def save_trainable(model, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    save_file(trainable_state(model), str(tmp))
-    os.chmod(tmp, 0o666 & ~umask())  # safetensors writes 0600; run files and checkpoints follow the umask
-    tmp.replace(path)
+    try:
+        save_file(trainable_state(model), str(tmp))
+        os.chmod(tmp, 0o666 & ~umask())  # safetensors writes 0600; run files and checkpoints follow the umask
+        tmp.replace(path)
+    except BaseException:  # a full disk: give the space of the half-written file back (the run file needs it)
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 
-def load_trainable(model, path: str | Path):
-    """Load a `save_trainable` file into a model built the same way; every trainable tensor must be in it."""
+def load_trainable(model, path: str | Path | dict):
+    """Load a `save_trainable` file (or the tensors read from one) into a model built the same way; every
+    trainable tensor must be in it."""
     from safetensors.torch import load_file
 
-    state = load_file(str(path))
+    state = path if isinstance(path, dict) else load_file(str(path))
     result = model.load_state_dict(state, strict=False)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     missing = sorted(trainable & set(result.missing_keys))
     if result.unexpected_keys or missing:
-        raise UserError(f"{path}: does not match this model x method: "
+        raise UserError(f"{'checkpoint' if isinstance(path, dict) else path}: does not match this model x method: "
                         f"{len(result.unexpected_keys)} unknown tensor(s) (e.g. {result.unexpected_keys[:2]}), "
                         f"{len(missing)} trainable tensor(s) missing (e.g. {missing[:2]}). Build the same "
                         "model and method (same knobs) before loading.")
@@ -71,7 +80,11 @@ def load_initial(model, run: dict, head_modules) -> dict:
     def in_head(name: str) -> bool:
         return canonical_name(name).split(".")[0] in head
 
-    state = {n: t for n, t in load_file(str(source)).items() if not in_head(n)}
+    try:
+        state = {n: t for n, t in load_file(str(source)).items() if not in_head(n)}
+    except Exception as exc:  # cut short or changed: safetensors' own error type, or an OSError
+        raise UserError(f"train.init_from: {source} cannot be read ({exc}): the file is damaged. Run that run "
+                        "again (--force), or start from another run.") from None
     own = model.state_dict()
     trains = {n for n, p in model.named_parameters() if p.requires_grad and not in_head(n)}
     unknown = sorted(set(state) - set(own))
@@ -89,19 +102,22 @@ def load_initial(model, run: dict, head_modules) -> dict:
 
 
 # Resumable training checkpoints: <run dir>/checkpoints/step-0000200/ holds
-#   trainable.safetensors  the trainable tensors (as above)
-#   state.pt               optimizer, scheduler, step, histories, config hash (main process)
-#   rank-<r>.pt            each process's RNG states and sample/token counts
-# A checkpoint is written into a hidden temp folder and renamed into place when complete, so a kill
-# at any moment leaves the previous checkpoint intact; older checkpoints are then removed.
+#   trainable.safetensors         the trainable tensors (as above)
+#   state.json, .safetensors      optimizer, scheduler, step, histories, config hash (main process)
+#   rank-<r>.json, .safetensors   each process's RNG states and sample/token counts
+#   manifest.json                 every file's size and SHA-256, written last (train/statefile.py)
+# No pickles: resuming in a results folder from elsewhere reads data, never code. A checkpoint is written
+# into a hidden temp folder and renamed into place when complete, so a kill at any moment leaves the
+# earlier ones intact; the last KEEP are kept, so a damaged newest one falls back to the one before.
 CHECKPOINTS = "checkpoints"
+KEEP = 2
 
 
 def save_checkpoint(run_dir, step: int, model, optimizer, scheduler, state: dict, rank_state: dict,
                     accelerator) -> Path:
     import shutil
 
-    import torch
+    from .statefile import save_tree, write_manifest
 
     root = Path(run_dir) / CHECKPOINTS
     final, tmp = root / f"step-{step:07d}", root / f".step-{step:07d}.tmp"
@@ -109,40 +125,95 @@ def save_checkpoint(run_dir, step: int, model, optimizer, scheduler, state: dict
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
     accelerator.wait_for_everyone()
-    torch.save({**rank_state, "rng": _rng_state()}, tmp / f"rank-{accelerator.process_index}.pt")
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        save_trainable(accelerator.unwrap_model(model), tmp / "trainable.safetensors")
-        torch.save({**state, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
-                   tmp / "state.pt")
-        shutil.rmtree(final, ignore_errors=True)
-        tmp.rename(final)
-        for old in root.glob("step-*"):
-            if old != final:
+    try:
+        save_tree({**rank_state, "rng": _rng_state()}, tmp, f"rank-{accelerator.process_index}")
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            save_trainable(accelerator.unwrap_model(model), tmp / "trainable.safetensors")
+            save_tree({**state, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp, "state")
+            write_manifest(tmp, sorted(p.name for p in tmp.iterdir()))
+            shutil.rmtree(final, ignore_errors=True)
+            tmp.rename(final)
+            for old in _steps(root)[:-KEEP]:
                 shutil.rmtree(old, ignore_errors=True)
+    except BaseException:  # a full disk, a kill: leave no half checkpoint taking the space
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     accelerator.wait_for_everyone()
     return final
 
 
-def latest_checkpoint(run_dir) -> Path | None:
-    found = sorted((Path(run_dir) / CHECKPOINTS).glob("step-*"))
-    return found[-1] if found else None
+def _steps(root: Path) -> list[Path]:
+    return sorted(p for p in root.glob("step-*") if p.is_dir())
 
 
-def load_checkpoint(path: Path, config_hash, model, optimizer, scheduler, accelerator) -> tuple[dict, dict] | None:
-    """Restore a `save_checkpoint` folder made with the same config into the model, optimizer and
-    scheduler; returns (state, this process's rank state), or None when it belongs to another config."""
-    import torch
-
-    state = torch.load(path / "state.pt", weights_only=False)  # written by peftbench itself
-    if state.get("config_hash") != config_hash:
+def load_latest(run_dir, config_hash, model, optimizer, scheduler, accelerator, force: bool = False):
+    """Restore the newest good checkpoint of this config into the model, optimizer and scheduler; returns
+    (path, state, this process's rank state), or None to start from step 0. A damaged checkpoint is
+    passed over for the one before, with one warning; checkpoints of another config, or none readable,
+    are removed with one warning. One written by an older peftbench (pickles) is refused unless `force`."""
+    root = Path(run_dir) / CHECKPOINTS
+    found = _steps(root)
+    old = [p.name for p in found if any(p.glob("*.pt")) and not (p / "manifest.json").exists()]
+    if old and not force:
+        raise UserError(f"{root}: {', '.join(old)} {'was' if len(old) == 1 else 'were'} written by an older "
+                        "peftbench (pickle files, which this version never loads: they could run code). Start "
+                        "this run over with --force (the old checkpoints are removed).")
+    damaged, loaded = [], None
+    for path in reversed([p for p in found if p.name not in old]):
+        try:
+            loaded = _read_checkpoint(path, accelerator.process_index)
+        except Damaged as exc:
+            damaged.append(f"{path.name} ({exc})")
+            continue
+        if loaded[0].get("config_hash") != config_hash:
+            log.warning("%s was made with another config: starting this run over (it will be replaced)", path)
+            loaded = None
+        break
+    if damaged:
+        log.warning("damaged checkpoint(s) skipped: %s; %s", "; ".join(damaged),
+                    f"resuming from {path.name}" if loaded else "starting this run over from step 0")
+    if loaded is None:
+        _discard(root, found, accelerator)
         return None
-    load_trainable(accelerator.unwrap_model(model), path / "trainable.safetensors")
+    state, rank_state, trainable = loaded
+    # newer ones (damaged, or another config's) and old-format ones are not to be kept
+    _discard(root, [p for p in found if p > path or p.name in old], accelerator)
+    load_trainable(accelerator.unwrap_model(model), trainable)
     optimizer.load_state_dict(state.pop("optimizer"))
     scheduler.load_state_dict(state.pop("scheduler"))
-    rank_file = path / f"rank-{accelerator.process_index}.pt"
-    rank_state = torch.load(rank_file, weights_only=False) if rank_file.is_file() else {}
-    return state, rank_state  # rank_state["rng"]: set it with set_rng_state when training goes on
+    return path, state, rank_state  # rank_state["rng"]: set it with set_rng_state when training goes on
+
+
+def _read_checkpoint(path: Path, rank: int) -> tuple[dict, dict, dict]:
+    """Everything a checkpoint holds for this process, read and verified before any of it is used."""
+    from safetensors.torch import load_file
+
+    from .statefile import load_tree, verify_manifest
+
+    names = verify_manifest(path)
+    if "trainable.safetensors" not in names or "state.json" not in names:
+        raise Damaged(f"{path}: incomplete (no trainable tensors or state)")
+    try:
+        trainable = load_file(str(path / "trainable.safetensors"))
+    except Exception as exc:  # safetensors' own error type
+        raise Damaged(f"{path / 'trainable.safetensors'}: {exc}") from None
+    state = load_tree(path, "state")
+    rank_state = load_tree(path, f"rank-{rank}") if f"rank-{rank}.json" in names else {}
+    return state, rank_state, trainable
+
+
+def _discard(root: Path, paths: list[Path], accelerator) -> None:
+    """Remove checkpoints, once every process has read what it needs."""
+    import shutil
+
+    if not paths:
+        return
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        for path in paths:
+            shutil.rmtree(path, ignore_errors=True)
+    accelerator.wait_for_everyone()
 
 
 def _rng_state() -> dict:

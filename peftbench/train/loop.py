@@ -79,7 +79,8 @@ def fit(model, train_loader, eval_loaders: dict, cfg, accelerator, best_metric: 
                                                 int(t.warmup_ratio * total), total)
 
     result = FitResult(metrics={}, best=None)
-    progress, rng = _resume(run_dir, config_hash, model, optimizer, scheduler, accelerator, result)
+    progress, rng = _resume(run_dir, config_hash, model, optimizer, scheduler, accelerator, result,
+                            force=bool(cfg.get("force")))
     log.info("training %d steps (%d per epoch, batch %d x %d accumulation x %d processes)", total,
              steps_per_epoch, t.batch_size, t.grad_accum, accelerator.num_processes)
     train_step = make_train_step(model, optimizer, params, cfg, accelerator)
@@ -304,19 +305,16 @@ def _checkpoint(run_dir, config_hash, model, optimizer, scheduler, accelerator, 
     log.info("checkpoint at step %d: %s", result.steps, path)
 
 
-def _resume(run_dir, config_hash, model, optimizer, scheduler, accelerator, result) -> tuple:
-    """Go on from the run dir's last checkpoint if it was made with the same config.
+def _resume(run_dir, config_hash, model, optimizer, scheduler, accelerator, result, force=False) -> tuple:
+    """Go on from the run dir's last good checkpoint if it was made with the same config (train/checkpoint.py).
     Returns this process's (progress, RNG states) at the checkpoint."""
-    from .checkpoint import latest_checkpoint, load_checkpoint
+    from .checkpoint import load_latest
 
-    path = latest_checkpoint(run_dir) if run_dir is not None else None
-    if path is None:
-        return _Progress(), None
-    loaded = load_checkpoint(path, config_hash, model, optimizer, scheduler, accelerator)
+    loaded = None if run_dir is None else load_latest(run_dir, config_hash, model, optimizer, scheduler,
+                                                      accelerator, force=force)
     if loaded is None:
-        log.warning("%s was made with another config: starting this run over (it will be replaced)", path)
         return _Progress(), None
-    state, rank_state = loaded
+    path, state, rank_state = loaded
     for key in RESUMED_FIELDS:
         setattr(result, key, state.get(key, getattr(result, key)))  # a checkpoint may predate a field
     result.resumed_from = {"step": result.steps, "checkpoint": str(path)}

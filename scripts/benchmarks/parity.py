@@ -9,7 +9,7 @@ from pathlib import Path
 from .common import base_overrides, compose, loader_for, peftbench_run, plain_loop, table, warn
 
 
-PEFT_CONFIGS = {  # the same knobs as conf/method/<name>.yaml, written out as a peft user would
+PEFT_CONFIGS = {  # the same knobs as peftbench/conf/method/<name>.yaml, written out as a peft user would
     "lora": ("LoraConfig", {"r": 8, "lora_alpha": 16, "lora_dropout": 0.1}),
     "ia3": ("IA3Config", {}),
     "prefix_tuning_peft": ("PrefixTuningConfig", {"num_virtual_tokens": 20}),

@@ -39,6 +39,27 @@ def test_two_processes_train_and_evaluate_like_one(tmp_path):
     assert json.loads((tmp_path / "two" / "run.json").read_text())["status"] == "ok"
 
 
+def test_two_processes_resume_bit_for_bit(tmp_path):
+    """A 2-process run resumed from its step-4 checkpoint (each process's RNG state and counts from its
+    own rank files) ends exactly where the uninterrupted one ended."""
+    import shutil
+
+    args = [*SAME_DATA, "hardware=multi_cpu", "train.batch_size=8", "train.checkpoint_every=2",
+            "train.keep_checkpoint=true", "task.generator_args.n_train=32"]  # 2 steps an epoch: a reshuffle
+    whole = run(make_cfg(*args), tmp_path / "whole")
+    assert sorted(p.name for p in (tmp_path / "whole" / "checkpoints").iterdir()) == ["step-0000002", "step-0000004"]
+    assert {p.name for p in (tmp_path / "whole" / "checkpoints" / "step-0000004").glob("rank-*.json")} == \
+        {"rank-0.json", "rank-1.json"}
+    shutil.copytree(tmp_path / "whole", tmp_path / "resumed")
+    (tmp_path / "resumed" / "run.json").write_text(json.dumps({**whole, "status": "killed"}))
+    resumed = run(make_cfg(*args), tmp_path / "resumed")
+    assert resumed["status"] == "ok" and resumed["resumed_from"]["step"] == 4
+    assert resumed["metrics"] == whole["metrics"] and resumed["loss_history"] == whole["loss_history"]
+    assert resumed["throughput"]["train_samples"] == whole["throughput"]["train_samples"] == 6 * 16
+    trained = [load_file(str(tmp_path / d / "trainable.safetensors")) for d in ("whole", "resumed")]
+    assert all(torch.equal(trained[0][name], trained[1][name]) for name in trained[0])
+
+
 def _evaluate_in_process(out: str) -> None:
     """One of 2 processes (fresh interpreters started by torch elastic, as `hardware=multi_cpu` does)."""
     from accelerate import PartialState

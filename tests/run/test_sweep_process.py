@@ -35,6 +35,19 @@ def test_threads_auto_splits_the_cpus_and_a_number_is_kept(monkeypatch):
             threads.resolve(bad)
 
 
+@pytest.mark.parametrize("env", ["abc", "0", "-2", "2.5", "4,x"])
+def test_an_invalid_omp_num_threads_is_named_not_dropped(monkeypatch, env):
+    monkeypatch.setenv("OMP_NUM_THREADS", env)
+    with pytest.raises(UserError, match=rf"OMP_NUM_THREADS='{env}' \(in the environment\): not a whole number >= 1"):
+        threads.resolve("auto")
+    assert threads.resolve(2) == 2  # hardware.threads=N does not read it
+
+
+def test_a_nested_omp_num_threads_gives_its_first_level(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "4,2")
+    assert threads.resolve("auto") == 4
+
+
 def test_threads_auto_leaves_out_the_cpus_other_work_keeps_busy(monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(threads, "available_cpus", lambda: 2)

@@ -75,8 +75,15 @@ def test_missing_folder(tmp_path):
 def test_label_mismatch_names_the_label_and_the_valid_ones(tmp_path):
     for name in ("train.tsv", "dev.tsv"):
         (tmp_path / name).write_text("index\tsentence1\tsentence2\tlabel\n0\ta\tb\tentailment\n1\tc\td\tmaybe\n")
-    with pytest.raises(UserError, match=r"label 'maybe' in row 1 is not one of entailment, not_entailment"):
-        load_task(task_cfg("glue/rte", tmp_path))
+    with pytest.raises(UserError, match=r"label 'maybe' in line 3 is not one of entailment, not_entailment"):
+        load_task(task_cfg("glue/rte", tmp_path))  # the file's line number: the header is line 1
+
+
+def test_a_bad_label_in_a_file_without_header_names_its_line(tmp_path):
+    for name in ("train.tsv", "dev.tsv"):  # CoLA's TSVs have no header
+        (tmp_path / name).write_text("gj04\t1\t\tA fine sentence.\ngj04\t7\t*\tSentence bad a.\n")
+    with pytest.raises(UserError, match=r"label '7' in line 2 is not one of"):
+        load_task(task_cfg("glue/cola", tmp_path))
 
 
 def test_hidden_test_labels_are_explained(tmp_path):
