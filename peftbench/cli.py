@@ -125,9 +125,8 @@ def run_command(args: list[str]) -> int:
         if not multirun and shows_job_config(flags):
             print(OmegaConf.to_yaml(cfg, resolve=True), end="")  # what the run will use, per_task applied
             return 0
-        if multirun:
+        if multirun:  # every swept value's type; every task's data folder, hub models offline: all problems at once
             check_sweep_values(cfg, overrides)
-        if multirun:  # every task's data folder, hub models offline: all problems at once
             check_sweep(overrides, lambda o: compose(o, config_dirs), first_of_sweeps)
         check_writable("results_dir", cfg.results_dir)
     if "--force" in args:
