@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from peftbench.cli import main
-from test_report import fixture_runs
+from reportdata import fixture_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 
