@@ -1,27 +1,44 @@
 # peftbench — `make help` lists the targets.
 # GPU users: install your CUDA build of torch into the venv first, then `make install TORCH=`.
+# Installs take exact versions from constraints.txt (`make lock` refreshes it; CONSTRAINTS= installs unpinned).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
+CONSTRAINTS ?= constraints.txt
 STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 
-.PHONY: help install demo test bench report glue glue-report clean
+.PHONY: help install lock demo test bench report glue glue-report clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+# torch goes in first (under the constraints, which pin its dependencies but not torch); the rest then gets
+# the constraints less what the installed torch itself requires, so a GPU user's own torch is never fought.
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(if $(TORCH),$(BIN)/python -m pip install -q "$(TORCH)")
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(if $(TORCH),$(BIN)/python -m pip install -q $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) "$(TORCH)")
+	$(if $(CONSTRAINTS),$(BIN)/python scripts/constraints.py for-torch $(CONSTRAINTS) > $(VENV)/constraints.txt)
+	$(BIN)/python -m pip install -q $(if $(CONSTRAINTS),-c $(VENV)/constraints.txt) -e ".[dev]"
 	touch $(STAMP)
 
-install: $(STAMP)  ## create .venv and install peftbench (CPU torch unless TORCH= is overridden)
+install: $(STAMP)  ## create .venv and install peftbench at constraints.txt's versions (CPU torch unless TORCH= is overridden)
+
+LOCK_VENV ?= .venv-lock
+lock:  ## re-resolve the newest versions pyproject.toml allows in a scratch venv and write constraints.txt (then make test)
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install -q --upgrade pip
+	$(if $(TORCH),$(LOCK_VENV)/bin/python -m pip install -q "$(TORCH)")
+	$(LOCK_VENV)/bin/python -m pip install -q -e ".[dev]"
+	$(LOCK_VENV)/bin/python scripts/constraints.py freeze > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+	rm -rf $(LOCK_VENV)
+	@echo "constraints.txt refreshed: make test (reinstalls .venv at the new versions), then commit it"
 
 demo: $(STAMP)  ## install, then train+evaluate the default (MiniLM + LoRA on the offline demo task) and report
 	$(BIN)/peftbench run

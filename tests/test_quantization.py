@@ -58,6 +58,27 @@ def test_qlora_run_trains_on_cpu(tmp_path, llama_folder):
     assert record["config"]["model"]["quantization"] == "4bit" and record["params"]["method"] > 0
 
 
+@needs_bnb
+def test_4bit_layers_keep_their_layout_through_an_evaluation_on_avx512_bf16_cpus(monkeypatch, llama_folder):
+    """On such a CPU, bitsandbytes repacks a 4-bit weight at its first no-grad eval forward: that failed on
+    tiny-llama's 32-wide layers (narrower than a 64-value block) and would leave training on a path with no
+    backward. Here every CPU reports AVX512-BF16, so the test fails without peftbench switching it off."""
+    import bitsandbytes.nn.modules as bnb_modules
+
+    monkeypatch.setattr(bnb_modules, "has_avx512bf16", lambda: True)
+    model, _, _ = build_counted(_cfg(llama_folder, "model.quantization=4bit"), 10)
+    layers = [m for m in model.modules() if type(m).__name__ == "Linear4bit"]
+    ids = torch.randint(0, 100, (2, 8))
+    model.eval()
+    with torch.no_grad():
+        model(input_ids=ids)
+    assert layers and not any(getattr(m.weight.quant_state, "packing_format_for_cpu", False) for m in layers)
+    model.train()
+    model(input_ids=ids).logits.float().pow(2).mean().backward()
+    lora_b = model.get_base_model().model.layers[0].self_attn.q_proj.lora_B.default.weight
+    assert lora_b.grad is not None and lora_b.grad.abs().sum() > 0
+
+
 def test_random_init_models_and_bad_values_are_refused(monkeypatch):
     with pytest.raises(UserError, match="model.quantization='int4': must be one of 4bit, 8bit"):
         build_counted(make_cfg("model=tiny-llama", "task=gsm8k", "model.quantization=int4"), 10)

@@ -10,7 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..errors import UserError
 from .kinds import kind_problems
-from .schema import ISTConfig
+from .schema import POOLINGS, ISTConfig
 
 
 def _positive(problems: list[str], cfg: DictConfig, key: str, allow_zero: bool = False) -> None:
@@ -56,6 +56,9 @@ def check_config(cfg: DictConfig, method, metric_names: list[str]) -> tuple[Any,
     if not m.name_or_path and not m.arch:
         problems.append(f"model '{m.name}': set model.name_or_path (hub id or folder) or model.arch "
                         "(config kwargs for a random-init model).")
+    if m.get("pooling", "default") not in POOLINGS:
+        problems.append(f"model.pooling='{m.pooling}': must be one of {', '.join(POOLINGS)} "
+                        "(what the classifier reads; default: as transformers builds the model).")
     path = str(m.name_or_path or "")
     if path.startswith(("/", ".", "~")) and not Path(path).expanduser().is_dir():  # a folder, not a hub id
         problems.append(f"model.name_or_path={path}: no such folder. Give a folder with the checkpoint's "

@@ -17,6 +17,8 @@ from omegaconf import MISSING, OmegaConf
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 GROUPS = ("model", "method", "task", "hardware", "experiment")
+# model.pooling: what a BERT classifier's classifier reads (peftbench/models/pooling.py says each)
+POOLINGS = ("default", "pooler", "cls", "mean")
 
 
 @dataclass
@@ -30,6 +32,9 @@ class ModelConfig:
     # The architecture as config kwargs (model_type, hidden_size, ...). With name_or_path null the model
     # is built from it with random weights; `peftbench params` uses it to count without downloading.
     arch: Optional[Dict[str, Any]] = None
+    # The classifier's input, the same for every method: default (as transformers builds it) | pooler (BERT's
+    # pooler trained as part of the head) | cls | mean (peftbench/models/pooling.py)
+    pooling: str = "default"
 
 
 @dataclass

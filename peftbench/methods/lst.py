@@ -5,8 +5,10 @@ hidden states and learns the task; nothing backpropagates through the backbone, 
 Side network: width d / reduction_factor; each backbone layer's output is projected down and mixed
 into the side stream with a learned gate mu_i = sigmoid(alpha_i / T), then one small transformer
 layer per backbone layer. The side output is projected up (starting at zero) and added to the
-backbone's last hidden state; a new classifier reads the first token. The paper initialises the side
-layers from a pruned copy of the backbone; here they start random (a simplification).
+backbone's last hidden state; a new classifier reads the first token (with `model.pooling` set, the
+model's own pooling and classifier read it instead, trained here as every method trains them). The
+paper initialises the side layers from a pruned copy of the backbone; here they start random (a
+simplification).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 
 from ..config import MethodConfig
 from ..errors import UserError
+from ..models.pooling import take_head
 from .base import METHODS, Method, backbone, hidden_size, task_loss
 
 ENCODERS = ("bert", "roberta", "xlm-roberta", "electra", "deberta-v2", "vit")  # ViT: image tokens, [CLS] first
@@ -46,6 +49,7 @@ class LadderSideModel(nn.Module):
         config = model.config
         d, layers = hidden_size(model), config.num_hidden_layers
         ds = max(knobs.side_heads, d // knobs.reduction_factor // knobs.side_heads * knobs.side_heads)
+        head = take_head(model)  # model.pooling set: the model's pooling and head, else a new classifier on [CLS]
         self.model = model.requires_grad_(False)  # the whole task model, frozen; its head is unused
         self.config = config
         self.temperature = knobs.gate_temperature
@@ -58,7 +62,8 @@ class LadderSideModel(nn.Module):
         nn.init.zeros_(self.up.weight)
         nn.init.zeros_(self.up.bias)
         self.dropout = nn.Dropout(knobs.dropout)
-        self.classifier = nn.Linear(d, config.num_labels)
+        self.pooled = head is not None
+        self.classifier = head if self.pooled else nn.Linear(d, config.num_labels)
 
     def forward(self, input_ids=None, attention_mask=None, labels=None, **inputs):
         given = {"input_ids": input_ids, "attention_mask": attention_mask, **inputs}  # ViT: pixel_values
@@ -71,7 +76,7 @@ class LadderSideModel(nn.Module):
             mu = torch.sigmoid(self.gates[i] / self.temperature)
             h = layer(mu * self.down[i + 1](hidden[i + 1]) + (1 - mu) * h, src_key_padding_mask=pad)
         final = hidden[-1] + self.up(h)
-        logits = self.classifier(self.dropout(final[:, 0]))
+        logits = self.classifier(final) if self.pooled else self.classifier(self.dropout(final[:, 0]))
         return SequenceClassifierOutput(loss=task_loss(logits, labels, self.config.num_labels), logits=logits)
 
 

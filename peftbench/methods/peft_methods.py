@@ -117,6 +117,7 @@ def build(model, knobs: dict, family: str, class_name: str):
 
 
 PROMPT_LEARNING = {"PromptTuningConfig", "PrefixTuningConfig", "PromptEncoderConfig"}
+PEFT_HEADS = {"classifier", "score"}  # the head modules peft's SEQ_CLS models train and save themselves
 
 
 def task_type_of(model) -> str | None:
@@ -147,8 +148,12 @@ def _build(model, kwargs: dict, class_name: str):
             raise UserError(f"{class_name.removesuffix('Config')} prepends virtual tokens to a text model's input; "
                             f"peft defines it for text task types, not for {type(model).__name__}. Use lora, "
                             "ia3, an adapter, ssf or bitfit on image and audio models.")
-        if "modules_to_save" in {f.name for f in dataclasses.fields(config_class(class_name))}:
-            kwargs = {"modules_to_save": list(head_modules(model)), **kwargs}
+    head = list(head_modules(model))
+    # peft trains and saves the heads it knows (SEQ_CLS: classifier, score); a head with more modules
+    # (DeBERTa-v2's pooler beside its classifier) is trained whole, as the methods written here train it
+    if (task_type is None or set(head) - PEFT_HEADS) and "modules_to_save" in {
+            f.name for f in dataclasses.fields(config_class(class_name))}:
+        kwargs = {"modules_to_save": head, **kwargs}
     config = config_class(class_name)(task_type=task_type, **kwargs)
     model = peft.get_peft_model(model, config)
     if class_name == "AdaLoraConfig":  # AdaLoRA reallocates ranks during training, after each step

@@ -21,12 +21,18 @@ def load_model(model_cfg: DictConfig, num_labels: int, weights: bool = True, kin
     counts): from `model.arch` if set, else from the checkpoint's config file."""
     from transformers import AutoModelForSequenceClassification
 
+    from .pooling import apply_pooling  # model.pooling: what the classifier reads (default: unchanged)
+
+    pooling = model_cfg.get("pooling", "default")
     if kind != "classification":  # causal LM, seq2seq LM, image classifier: models/kinds.py
-        return load_kind_model(model_cfg, num_labels, weights, kind, load_kwargs)
+        model = load_kind_model(model_cfg, num_labels, weights, kind, load_kwargs)
+        return apply_pooling(model, pooling, family_of(model, model_cfg), kind, model_cfg.name)
 
     problem = "regression" if num_labels == 1 else "single_label_classification"
     if not weights or not model_cfg.name_or_path:  # random init from model.arch
         config = model_config(model_cfg, num_labels=num_labels, problem_type=problem)
-        return AutoModelForSequenceClassification.from_config(config)
-    return from_pretrained(AutoModelForSequenceClassification, resolve_path(model_cfg.name_or_path),
-                           model_cfg.name, num_labels=num_labels, problem_type=problem, **(load_kwargs or {}))
+        model = AutoModelForSequenceClassification.from_config(config)
+    else:
+        model = from_pretrained(AutoModelForSequenceClassification, resolve_path(model_cfg.name_or_path),
+                                model_cfg.name, num_labels=num_labels, problem_type=problem, **(load_kwargs or {}))
+    return apply_pooling(model, pooling, family_of(model, model_cfg), kind, model_cfg.name)

@@ -5,6 +5,14 @@ full-precision tensors (norms, embeddings) to fp32 and makes the inputs require 
 is applied. bitsandbytes is an optional extra: `pip install 'peftbench[quant]'`. bitsandbytes >= 0.48
 runs both on CPU too (checked with 0.50.2); older versions need a CUDA GPU.
 
+bitsandbytes' CPU repacking is switched off on every 4-bit layer (`cpu_repacking_off`). On a CPU with
+AVX512-BF16, a `Linear4bit` repacks its weight for a fused inference kernel the first time it runs in eval
+mode without grad. That repacking reshapes the block scales to (out, in // blocksize), which fails for a
+layer narrower than one block (tiny-llama: in 32 < blocksize 64, "shape '[32, 0]' is invalid for input of
+size 16"), and it is never undone when training resumes: the repacked layer then runs through
+`gemv_4bit`, which has no backward, after every mid-run evaluation. Evaluation on such CPUs uses the
+ordinary dequantise-and-multiply path instead (slower, and the same path training uses).
+
 Counting: a packed 4-bit weight holds two values per byte, so its tensor's `numel()` is half the
 layer's parameter count. `param_count` counts the layer's parameters (the shape bitsandbytes keeps in
 the weight's quant_state), so base and trainable percentages mean what they mean for a full-precision
@@ -52,7 +60,15 @@ def prepare_kbit(model, gradient_checkpointing: bool):
     `train.gradient_checkpointing` (train/grad_checkpointing.py), as for any model."""
     from peft import prepare_model_for_kbit_training
 
+    cpu_repacking_off(model)
     return prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
+
+
+def cpu_repacking_off(model) -> None:
+    """Keep every 4-bit layer in the layout training uses (see the module docstring)."""
+    for module in model.modules():
+        if hasattr(module, "support_avx512bf16_for_cpu"):  # bitsandbytes' Linear4bit (>= 0.48)
+            module.support_avx512bf16_for_cpu = False
 
 
 def param_count(param) -> int:

@@ -29,7 +29,8 @@ from ..tasks.fingerprint import data_fingerprint, identity
 # run file written before the key existed still matches its re-run (a sweep skips it instead of re-running)
 NEUTRAL_DEFAULTS = {"train.gradient_checkpointing": False, "train.inference_cost": False, "train.inference_examples": 64,
                     "train.forgetting": False, "train.forgetting_text": None,
-                    "hardware.busy_gpu": "record", "model.quantization": None}
+                    "hardware.busy_gpu": "record", "model.quantization": None,
+                    "model.pooling": "default"}
 SWEEP_ENV = "PEFTBENCH_SWEEP_ID"
 OUTCOMES = ("ok", "skipped", "failed", "killed", "running")
 LAST_SUMMARY: dict | None = None  # set in the launching process when a multirun ends
