@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 
-.PHONY: help install lock demo test bench report glue glue-report clean
+.PHONY: help install lock demo test bench report glue glue-report glue-v2 glue-v2-report clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -65,11 +65,30 @@ glue: $(STAMP)  ## MiniLM x 13 methods x RTE, MRPC, STS-B, CoLA, SST-2 x 3 seeds
 	$(MAKE) glue-report GLUE_DOCS=$(GLUE_OUT) GLUE_COST=runs; exit $$rc
 
 # Run in GLUE_DOCS, so that the tables name run files relative to it (tests/test_glue_table.py regenerates them).
-glue-report: $(STAMP)  ## the MiniLM GLUE tables and plots from GLUE_DOCS/runs (default: regenerate docs/results/glue-minilm)
+glue-report: $(STAMP)  ## the MiniLM GLUE tables, plots and page from GLUE_DOCS/runs (default: regenerate docs/results/glue-minilm)
 	cd $(GLUE_DOCS) && $(abspath $(BIN))/peftbench report runs --best-of train.lr --columns '$(GLUE_COLUMNS)' -o scores.md
 	cd $(GLUE_DOCS) && $(abspath $(BIN))/peftbench report runs --best-of train.lr --columns '$(GLUE_COLUMNS)' --format latex -o scores.tex
 	cd $(GLUE_DOCS) && $(abspath $(BIN))/peftbench report runs --best-of train.lr --plots plots -o plots/scores-all.md
+	cd $(GLUE_DOCS) && $(abspath $(BIN))/peftbench report runs --best-of train.lr --format html -o page.html
 	cd $(GLUE_DOCS) && $(abspath $(BIN))/peftbench report $(GLUE_COST) --table cost --tasks glue/sst2 -o cost.md
+
+GLUE_DATA   ?= ../shared/data/glue
+GLUE2_OUT   ?= results/glue-minilm-v2
+GLUE2_DOCS  ?= docs/results/glue-minilm-v2
+GLUE2_ARGS  ?=
+GLUE2_COLUMNS := glue/mrpc:accuracy=MRPC acc,glue/mrpc:f1=MRPC F1,glue/cola:matthews_correlation=CoLA MCC,glue/rte=RTE,glue/stsb:pearson=STS-B P,glue/stsb:spearmanr=STS-B S,params,params_pct
+GLUE2_HEAD    := glue/sst2=SST-2,glue/stsb:pearson=STS-B P
+GLUE2_PILOT   := glue/cola:matthews_correlation=CoLA MCC,glue/rte=RTE
+glue-v2: $(STAMP)  ## the MiniLM GLUE v2 protocol (scripts/glue_v2.py: head stage, rate pilot, grid; resumable), then its tables under GLUE2_OUT/export; one GPU: GLUE2_ARGS='--hardware gpu --jobs 14 --mps'
+	@rc=0; $(BIN)/python scripts/glue_v2.py --data $(GLUE_DATA) --out $(GLUE2_OUT) --peftbench '$(abspath $(BIN))/peftbench' $(GLUE2_ARGS) || rc=$$?; \
+	$(BIN)/python scripts/glue_v2.py --out $(GLUE2_OUT) --export $(GLUE2_OUT)/export && \
+	$(MAKE) glue-v2-report GLUE2_DOCS=$(GLUE2_OUT)/export; exit $$rc
+
+glue-v2-report: $(STAMP)  ## the v2 tables (scores, head stage, pilot) from GLUE2_DOCS (default: regenerate docs/results/glue-minilm-v2)
+	cd $(GLUE2_DOCS) && $(abspath $(BIN))/peftbench report runs --columns '$(GLUE2_COLUMNS)' -o scores.md
+	cd $(GLUE2_DOCS) && $(abspath $(BIN))/peftbench report runs --columns '$(GLUE2_COLUMNS)' --format latex -o scores.tex
+	cd $(GLUE2_DOCS) && $(abspath $(BIN))/peftbench report head/runs --rows method,config.model.pooling --columns '$(GLUE2_HEAD)' -o head.md
+	cd $(GLUE2_DOCS) && $(abspath $(BIN))/peftbench report pilot/runs runs --rows method,config.train.lr --tasks glue/cola,glue/rte --seeds 1 --columns '$(GLUE2_PILOT)' -o pilot.md
 
 clean:  ## remove the venv and caches (keeps results/)
 	rm -rf $(VENV) .pytest_cache build dist *.egg-info

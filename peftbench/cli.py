@@ -109,6 +109,10 @@ def run_command(args: list[str]) -> int:
 
     multirun = any(a in ("-m", "--multirun") for a in args)
     flags, overrides = split_hydra_flags([a for a in args if a != "--force"])
+    check_run_flags(flags)
+    if multirun and any(f in HELP_FLAGS for f in flags):  # help for the sweep's first job, not a Hydra traceback
+        flags, overrides, multirun = [f for f in flags if f not in ("-m", "--multirun")], \
+            first_of_sweeps(overrides, True), False
     config_dirs = config_dir_flags(flags)
     overrides = check_group_choices(overrides, multirun, config_dirs)
     check_launcher_installed(overrides)
@@ -140,6 +144,38 @@ HYDRA_VALUE_FLAGS = ("--cfg", "-c", "--package", "-p", "--config-path", "-cp", "
 INFO_VALUES = ("all", "config", "defaults", "defaults-tree", "plugins", "searchpath")
 
 
+HELP_FLAGS = ("--help", "-h", "--hydra-help")
+HYDRA_FLAGS = (*HELP_FLAGS, "--version", "--resolve", "--run", "-r", "--multirun", "-m", "--info", "-i",
+               "--shell-completion", "-sc", *HYDRA_VALUE_FLAGS)
+MODES = {"-r": "--run", "-m": "--multirun", "-c": "--cfg", "-i": "--info", "-sc": "--shell-completion"}
+CFG_VALUES = ("job", "hydra", "all")
+
+
+def check_run_flags(flags: list[str]) -> None:
+    """Hydra's flags as `split_hydra_flags` gives them (a value after its flag): an unknown flag, a missing or
+    bad --cfg value, or two modes at once (Hydra takes one of --run, --multirun, --cfg, --info) is one line."""
+    seen, i = [], 0
+    while i < len(flags):
+        name, eq, value = flags[i].partition("=")
+        if name not in HYDRA_FLAGS:
+            raise UserError(f"run: unknown option '{flags[i]}'. Options: {', '.join(HYDRA_FLAGS)}, --force; "
+                            "config values are key=value overrides (see `peftbench run --help`).")
+        if name in HYDRA_VALUE_FLAGS and not eq:
+            i += 1
+            value = flags[i] if i < len(flags) else ""
+        elif name in ("--info", "-i") and flags[i + 1:i + 2] and flags[i + 1] in INFO_VALUES:
+            i += 1
+        if name in ("--cfg", "-c") and value not in CFG_VALUES:
+            raise UserError(f"run: {name} {value!r}: must be one of {', '.join(CFG_VALUES)} "
+                            "(e.g. --cfg job prints the composed config).")
+        seen.append(MODES.get(name, name))
+        i += 1
+    modes = [m for m in dict.fromkeys(seen) if m in MODES.values()]
+    if len(modes) > 1:
+        raise UserError(f"run: {' and '.join(modes)} cannot be combined: Hydra does one of them per command "
+                        "(e.g. `peftbench run --cfg job seed=1` prints one job's config; leave out -m).")
+
+
 def split_hydra_flags(args: list[str]) -> tuple[list[str], list[str]]:
     """(Hydra's flags with their values, the overrides). Hydra's argparse takes the overrides as one run of
     positional arguments: `a=1 --config-dir d b=2` is refused unless the flags come first."""
@@ -168,8 +204,8 @@ def config_dir_flags(flags: list[str]) -> list[str]:
             value = value if eq else (flags[i + 1] if i + 1 < len(flags) else "")
             folder = Path(value).expanduser().absolute()
             if not folder.is_dir():
-                raise UserError(f"{name} {value}: no such folder. Give a folder laid out like conf/ "
-                                "(e.g. DIR/task/<name>.yaml).")
+                raise UserError(f"{name} {value}: no such folder. Give a folder laid out like "
+                                "peftbench/conf/ (e.g. DIR/task/<name>.yaml).")
             dirs.append(str(folder))
     return dirs
 
@@ -183,6 +219,7 @@ The method's own parameters and the task head are counted apart, as papers diffe
   --labels N   outputs of the classification head (default: the task's, e.g. 2; 1 = regression)
   --names      list the trainable tensors, grouped over layers
   --json       print the counts as JSON
+  --list       list the models, methods and tasks (installed plugins' too, with their package) and exit
 example: peftbench params model=roberta-base method=lora method.r=8
 """
 
@@ -195,6 +232,9 @@ def params_command(argv: list[str]) -> int:
     if any(a in ("-h", "--help") for a in argv):
         print(PARAMS_USAGE)
         return 0
+    if "--list" in argv:
+        print(list_options())
+        return 0
     flags = {"--names": False, "--json": False}
     labels, overrides, args = None, [], iter(argv)
     for arg in args:
@@ -206,7 +246,7 @@ def params_command(argv: list[str]) -> int:
                 raise UserError(f"--labels {value!r}: give a whole number >= 1 (1 = regression).")
             labels = int(value)
         elif arg.startswith("-"):
-            raise UserError(f"params: unknown option '{arg}'. Options: --labels N, --names, --json.")
+            raise UserError(f"params: unknown option '{arg}'. Options: --labels N, --names, --json, --list.")
         else:
             overrides.append(arg)
     cfg = compose(overrides)
@@ -219,6 +259,20 @@ def params_command(argv: list[str]) -> int:
         return 0
     print(format_counts(cfg, num_labels, p, note, flags["--names"]))
     return 0
+
+
+def list_options() -> str:
+    """`peftbench params --list`: each group's options; a plugin's are marked with its package."""
+    from . import plugins
+    from .config import CONF_DIR, group_options
+
+    plugins.check(CONF_DIR)
+    lines = []
+    for group in ("model", "method", "task"):
+        names = {o: "" for o in group_options(group)}
+        names.update({p.name: f" ({p.dist})" for p in plugins.declared() if p.group == group})
+        lines.append(f"{group}s ({len(names)}): " + ", ".join(n + names[n] for n in sorted(names)))
+    return "\n".join(lines)
 
 
 def compose(overrides: list[str], config_dirs: list[str] = ()):

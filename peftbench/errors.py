@@ -32,6 +32,18 @@ class Registry:
     def __init__(self, kind: str):
         self.kind = kind
         self._entries: dict[str, object] = {}
+        self._deferred = None
+
+    def defer(self, load) -> None:
+        """Call `load()` once, at the first lookup (get, names, in), to register entries from elsewhere
+        (installed plugins): imported only when asked for, and never while their own module imports ours."""
+        self._deferred = load
+
+    def _loaded(self) -> dict[str, object]:
+        if self._deferred is not None:
+            load, self._deferred = self._deferred, None
+            load()
+        return self._entries
 
     def register(self, name: str, obj: object = None):
         if name != name.lower() or not name.replace("_", "").replace("/", "").isalnum():
@@ -46,12 +58,12 @@ class Registry:
         return add(obj) if obj is not None else add
 
     def get(self, name: str):
-        if name not in self._entries:
+        if name not in self._loaded():
             raise unknown_name(self.kind, name, self._entries)
         return self._entries[name]
 
     def names(self) -> list[str]:
-        return sorted(self._entries)
+        return sorted(self._loaded())
 
     def __contains__(self, name: object) -> bool:
-        return name in self._entries
+        return name in self._loaded()

@@ -362,7 +362,7 @@ def profile(args) -> None:
 
 # --- 2. parity with peft --------------------------------------------------------------------------
 
-PEFT_CONFIGS = {  # the same knobs as conf/method/<name>.yaml, written out as a peft user would
+PEFT_CONFIGS = {  # the same knobs as peftbench/conf/method/<name>.yaml, written out as a peft user would
     "lora": ("LoraConfig", {"r": 8, "lora_alpha": 16, "lora_dropout": 0.1}),
     "ia3": ("IA3Config", {}),
     "prefix_tuning_peft": ("PrefixTuningConfig", {"num_virtual_tokens": 20}),

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make glue: the MiniLM GLUE table on real GLUE files (conf/experiment/glue_minilm.yaml), one method at a
+# make glue: the MiniLM GLUE table on real GLUE files (peftbench/conf/experiment/glue_minilm.yaml), one method at a
 # time, each a resumable multirun (re-running skips what is done and resumes what was killed).
 #   scripts/glue_minilm.sh [default|sweep]
 #     default  13 methods x 5 tasks x 3 seeds at each method's recommended rate: 195 runs
@@ -11,7 +11,7 @@ lrs=${1:-default}
 data=${GLUE_DATA:-../shared/data/glue}
 out=${GLUE_OUT:-results/glue-minilm}
 peftbench=${PEFTBENCH:-.venv/bin/peftbench}
-# method: recommended rate (conf/method/<name>.yaml default_lr), 3x, 10x
+# method: recommended rate (peftbench/conf/method/<name>.yaml default_lr), 3x, 10x
 declare -A SWEEP=( [full]=2e-5,6e-5,2e-4 [head]=1e-3,3e-3,1e-2 [bitfit]=1e-3,3e-3,1e-2 [lora]=5e-4,1.5e-3,5e-3
   [dora]=5e-4,1.5e-3,5e-3 [ia3]=3e-3,9e-3,3e-2 [vera]=4e-3,1.2e-2,4e-2 [adapter_houlsby]=1e-3,3e-3,1e-2
   [adapter_pfeiffer]=1e-3,3e-3,1e-2 [compacter]=3e-3,9e-3,3e-2 [ssf]=5e-3,1.5e-2,5e-2 [lst]=3e-3,9e-3,3e-2

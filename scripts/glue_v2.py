@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""The MiniLM GLUE v2 grid (conf/experiment/glue_minilm_v2.yaml): a learning-rate pilot, then the table's
-runs, many `peftbench run` processes at once (one CPU thread each), resumable, with a deadline.
+"""The MiniLM GLUE v2 grid (peftbench/conf/experiment/glue_minilm_v2.yaml): a head comparison, a learning-rate
+pilot, then the table's runs, many `peftbench run` processes at once (one CPU thread each), resumable, with a deadline.
 
     python scripts/glue_v2.py --data ../shared/data/glue --jobs 2                 # 2-core machine (days)
     python scripts/glue_v2.py --data /data/glue --jobs 14 --mps --deadline 540    # one GPU
@@ -69,24 +69,38 @@ class Job:
         self.name, self.method, self.lr, self.tasks, self.seeds = name, method, lr, tasks, seeds
         self.folder = folder  # under --out: "" for the table's runs, HEAD_FOLDER for stage 0's
         self.priority, self.parity = priority, parity
-        self.overrides = [f"method={method}", f"train.lr={lr}", "task=" + ",".join(tasks),
-                          "seed=" + ",".join(map(str, seeds)), *(PARITY["overrides"] if parity else []), *extra]
+        self.extra = extra
         self.match = dict(o.split("=", 1) for o in extra)  # what tells this job's runs from others' (pooling, epochs)
         self.proc = None
         self.started = self.ended = None
         self.rc = None
 
+    @property
+    def overrides(self) -> list[str]:
+        return [f"method={self.method}", f"train.lr={self.lr}", "task=" + ",".join(self.tasks),
+                "seed=" + ",".join(map(str, self.seeds)), *(PARITY["overrides"] if self.parity else []), *self.extra]
+
+    def _have(self, runs: list[dict]) -> set:
+        return {(r.get("task"), r.get("seed")) for r in runs if r.get("status") == "ok" and r.get("method") == self.method
+                and _lr_of(r) == float(self.lr) and _is_parity(r) == self.parity and _matches(r, self.match)}
+
     def done(self, runs: list[dict]) -> bool:
         """Every run of this job has an ok run file already (a re-run of the script need not start it)."""
-        have = {(r.get("task"), r.get("seed")) for r in runs if r.get("status") == "ok" and r.get("method") == self.method
-                and _lr_of(r) == float(self.lr) and _is_parity(r) == self.parity and _matches(r, self.match)}
+        have = self._have(runs)
         return all((t, s) in have for t in self.tasks for s in self.seeds)
+
+    def drop_done_seeds(self, runs: list[dict]) -> None:
+        """Leave out the seeds every task of the job already has (made elsewhere, e.g. on another device,
+        whose config differs in `hardware` and so would not be skipped by peftbench itself)."""
+        have = self._have(runs)
+        self.seeds = [s for s in self.seeds if not all((t, s) in have for t in self.tasks)] or self.seeds
 
 
 def read_runs(out: Path) -> list[dict]:
-    """Every readable run file under <out>/runs (a run file being written is skipped, read next time)."""
+    """Every readable run file under <out>/runs and <out>/pilot/runs (an exported folder: `--export`); a run
+    file being written is skipped, read next time."""
     runs = []
-    for path in glob.glob(str(out / "runs" / "*" / "run.json")):
+    for path in glob.glob(str(out / "runs" / "*" / "run.json")) + glob.glob(str(out / "pilot" / "runs" / "*" / "run.json")):
         try:
             runs.append(json.loads(Path(path).read_text()))
         except (OSError, ValueError):
@@ -320,7 +334,9 @@ class Driver:
                 break
             self.queue.sort(key=lambda j: j.priority)
             while self.queue and len(self.running) < self.args.jobs:
-                self.start(self.queue.pop(0))
+                job = self.queue.pop(0)
+                job.drop_done_seeds(head if job.folder else runs)
+                self.start(job)
             if not self.running and not self.queue:
                 break
             self.snapshot()
@@ -342,6 +358,30 @@ class _quiet:
         return exc[0] is not None and issubclass(exc[0], ProcessLookupError)
 
 
+def export(out: Path, dest: Path) -> dict:
+    """Copy the ok run files to a results folder laid out for the report: <dest>/runs (the table: each
+    method at its picked rate), <dest>/pilot/runs (the pilot's other rates), <dest>/parity/runs (fp32,
+    ungrouped), <dest>/head/runs (stage 0), and picks.json. Returns the counts."""
+    picks = json.loads((out / "picks.json").read_text())
+    counts = {"runs": 0, "pilot/runs": 0, "parity/runs": 0, "head/runs": 0}
+    for folder, sub in ((out / "runs", None), (out / HEAD_FOLDER / "runs", "head/runs")):
+        for path in sorted(folder.glob("*/run.json")):
+            try:
+                run = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            if run.get("status") != "ok":
+                continue
+            picked = run["method"] in picks and _lr_of(run) == float(picks[run["method"]]["lr"])
+            where = sub or ("parity/runs" if _is_parity(run) else "runs" if picked else "pilot/runs")
+            target = dest / where / path.parent.name
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target / "run.json")
+            counts[where] += 1
+    shutil.copyfile(out / "picks.json", dest / "picks.json")
+    return counts
+
+
 def start_mps() -> bool:
     """NVIDIA's Multi-Process Service lets the many small runs' kernels share the GPU at once instead of
     taking turns; without it they time-slice. Returns whether the daemon runs."""
@@ -356,7 +396,7 @@ def start_mps() -> bool:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", required=True, help="a GLUE folder with RTE/, MRPC/, CoLA/, STS-B/, SST-2/")
+    p.add_argument("--data", help="a GLUE folder with RTE/, MRPC/, CoLA/, STS-B/, SST-2/")
     p.add_argument("--out", default="results/glue-minilm-v2", help="results_dir of every run")
     p.add_argument("--jobs", type=int, default=2, help="runs at once (one CPU thread each)")
     p.add_argument("--hardware", default="auto", help="peftbench hardware option (auto, cpu, gpu)")
@@ -370,14 +410,19 @@ def main(argv=None) -> int:
     p.add_argument("--no-parity", action="store_true", help="leave out the fp32/ungrouped parity runs")
     p.add_argument("--peftbench", default="peftbench", help="the command that runs peftbench")
     p.add_argument("--extra", default="", help="more overrides for every run (e.g. for a smoke test)")
+    p.add_argument("--export", metavar="DIR", help="copy the ok run files of --out to DIR (runs/, pilot/runs/, "
+                   "head/runs/, picks.json) for `peftbench report`, and exit")
     args = p.parse_args(argv)
+    if args.export:
+        print(f"glue_v2: exported {export(Path(args.out), Path(args.export))} to {args.export}")
+        return 0
     methods = [m for m in args.methods.split(",") if m]
     unknown = [m for m in methods if m not in PILOT_RATES]
     if unknown:
         p.error(f"--methods: unknown {unknown}; valid: {', '.join(PILOT_RATES)}")
     if args.jobs < 1:
         p.error(f"--jobs={args.jobs}: must be >= 1")
-    if not Path(args.data).is_dir():
+    if args.data is None or not Path(args.data).is_dir():
         p.error(f"--data={args.data}: no such folder")
     if args.mps:
         start_mps()

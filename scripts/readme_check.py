@@ -28,9 +28,10 @@ COMMANDS = [  # in README order
     "peftbench report results                             # Markdown table of every run file under results/",
     "python scripts/make_demo_glue_files.py demo_sst2          # the demo data, in SST-2's format",
     "peftbench report results --format csv                      # also html; -o FILE writes a file",
+    "peftbench report results --format html -o page.html         # one page: sortable table, charts, each row's runs",
     "peftbench report results --aggregate median                # median over seeds (LoRA paper), not mean",
 ]
-MADE = ["demo_sst2"]  # what the commands above make outside results/, removed afterwards when new
+MADE = ["demo_sst2", "page.html"]  # what the commands above make outside results/, removed afterwards when new
 
 
 def readme_commands(readme: Path = ROOT / "README.md") -> list[str]:

@@ -1,4 +1,4 @@
-"""Small local data in the hub datasets' own layouts, for the example task files (conf/task/gsm8k.yaml,
+"""Small local data in the hub datasets' own layouts, for the example task files (peftbench/conf/task/gsm8k.yaml,
 boolq, piqa, samsum, cifar10) to run offline on tiny models."""
 
 import json

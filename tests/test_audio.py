@@ -1,5 +1,5 @@
-"""The audio_classification kind: the tiny Audio Spectrogram Transformer (conf/model/tiny-ast.yaml) on
-synthetic clips in ESC-50's layout (conf/task/esc50.yaml), waveforms read with the standard library,
+"""The audio_classification kind: the tiny Audio Spectrogram Transformer (peftbench/conf/model/tiny-ast.yaml) on
+synthetic clips in ESC-50's layout (peftbench/conf/task/esc50.yaml), waveforms read with the standard library,
 features from an AST feature extractor built locally, and PEFT methods on AST."""
 
 import json

@@ -23,7 +23,7 @@ def test_groups_have_options():
 def test_every_group_file_composes_and_checks(group, option):
     cfg = make_cfg(f"{group}={option}") if group != "experiment" else make_cfg(f"+experiment={option}")
     if group != "experiment":
-        assert cfg[group].name == option  # one registry name, used the same in conf/ and the code
+        assert cfg[group].name == option  # one registry name, used the same in peftbench/conf/ and the code
     _, problems = check_config(cfg, METHODS.get(cfg.method.name), METRICS.names())
     assert problems == []
 

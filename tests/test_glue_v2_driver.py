@@ -58,6 +58,8 @@ def test_a_job_is_done_when_each_of_its_runs_has_an_ok_run_file():
     assert not job.done(runs + [_run("lora", "glue/mrpc", "1.5e-3", 0.8, seed=3, status="killed")])
     assert not job.done(runs + [_run("lora", "glue/mrpc", "5e-4", 0.8, seed=3)])
     assert job.done(runs + [_run("lora", "glue/mrpc", "0.0015", 0.8, seed=3)])
+    job.drop_done_seeds(runs)
+    assert job.seeds == [3] and "seed=3" in job.overrides  # seeds 1 and 2 ran elsewhere: not again
     parity = glue_v2.parity_jobs("lora", "1.5e-3", 2)[0]  # glue/sst2 at fp32, ungrouped
     fast = [_run("lora", "glue/sst2", "1.5e-3", 0.8, seed=s) for s in (1, 2, 3)]
     assert not parity.done(fast)
@@ -125,6 +127,21 @@ def test_the_driver_goes_from_the_head_stage_to_the_pilot_to_the_grid(tmp_path):
     assert saved["_pooling"]["pooling"] == "mean" and saved["lora"]["lr"] == "5e-4"
     again = glue_v2.Driver(args)  # a re-run reads the picks back: no head stage, same pooling
     assert again.pooling == "mean"
+
+
+def test_export_lays_the_runs_out_for_the_report(tmp_path):
+    out, dest = tmp_path / "out", tmp_path / "docs"
+    table = [_run("lora", "glue/cola", "1.5e-3", 0.2), _run("lora", "glue/mrpc", "1.5e-3", 0.8, seed=2)]
+    pilot = [_run("lora", "glue/cola", "5e-4", 0.1)]
+    parity = [_run("lora", "glue/sst2", "1.5e-3", 0.8, parity=True)]
+    killed = [_run("lora", "glue/rte", "1.5e-3", 0.5, status="killed")]
+    _write(out, table + pilot + parity + killed)
+    _write(out / glue_v2.HEAD_FOLDER, [_run("head", "glue/sst2", "1e-2", 0.6)])
+    (out / "picks.json").write_text(json.dumps({"lora": {"lr": "1.5e-3"}, "_pooling": {"pooling": "cls"}}))
+    counts = glue_v2.export(out, dest)
+    assert counts == {"runs": 2, "pilot/runs": 1, "parity/runs": 1, "head/runs": 1}  # the killed run is left out
+    assert json.loads((dest / "picks.json").read_text())["lora"]["lr"] == "1.5e-3"
+    assert {json.loads(p.read_text())["config"]["train"]["lr"] for p in dest.glob("runs/*/run.json")} == {1.5e-3}
 
 
 def test_bad_arguments_name_the_value(tmp_path, capsys):

@@ -16,8 +16,9 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "peftbench"
 # Lowest first. `peftbench` itself holds only __version__.
-LAYERS = ("peftbench", "errors", "runfile", "config", "metrics", "tasks", "models", "methods", "train", "run", "cli")
-APART = {"report": ("peftbench", "errors", "runfile", "report")}
+LAYERS = ("peftbench", "errors", "runfile", "plugins", "config", "metrics", "tasks", "models", "methods", "train", "run", "cli")
+APART = {"report": ("peftbench", "errors", "runfile", "report"),
+         "results": ("peftbench", "errors", "runfile", "report", "results")}  # the DataFrame API over report's reader
 
 
 def module_name(path: Path) -> str:

@@ -14,7 +14,8 @@ from peftbench.methods.counting import build_counted, count_params
 from peftbench.models import load_model
 from peftbench.models.pooling import SequencePooling, masked_mean
 from peftbench.run.runner import run
-from peftbench.run.sweep import config_hash
+from peftbench.run.sweep import config_hash, find_init_run
+from peftbench.train.checkpoint import load_initial
 
 D, LABELS = 32, 2
 POOLER = D * D + D  # BERT's pooler: dense weight + bias
@@ -172,6 +173,11 @@ def test_a_pooled_run_resumes_to_the_same_trained_head(tmp_path):
     assert any(".dense." in n for n in resumed) and resumed.keys() == done.keys()
     for name in done:
         torch.testing.assert_close(resumed[name], done[name], rtol=0, atol=1e-6, msg=name)
+    # train.init_from: the method's tensors load; the head, the pooler with it, starts new (as for a new task)
+    cfg = make_cfg(*TINY, "method=lora", "model.pooling=pooler", f"train.init_from={tmp_path}")
+    model, _, counts = build_counted(cfg, LABELS)
+    info = load_initial(model, find_init_run(cfg), counts["head_modules"])
+    assert info["skipped_head"] == ["classifier"] and info["tensors"] == sum("lora_" in n for n in done)
 
 
 @pytest.mark.parametrize("model, family", [("tiny-gpt2", "gpt2"), ("roberta-base", "roberta")])
@@ -203,6 +209,15 @@ def test_count_params_without_the_run():
 
 def test_peft_trains_a_head_of_several_modules_whole_as_in_house_methods_do():
     deberta = ("model=tiny", "model.arch.model_type=deberta-v2", "model.family=deberta-v2")
-    counts = {m: build_counted(make_cfg(*deberta, f"method={m}"), LABELS, weights=False)[2] for m in ("lora", "adapter_houlsby")}
+    counts = {m: build_counted(make_cfg(*deberta, f"method={m}"), LABELS, weights=False)[2]
+              for m in ("lora", "adapter_houlsby")}
     assert counts["lora"]["head_modules"] == ["pooler", "classifier"]
     assert counts["lora"]["head"] == counts["adapter_houlsby"]["head"] == POOLER + HEAD  # DeBERTa's pooler trains
+
+
+def test_masked_mean_under_bf16_is_the_exact_mean_rounded_once():
+    torch.manual_seed(0)
+    hidden, mask = torch.randn(64, 100, 8).to(torch.bfloat16), (torch.rand(64, 100) > 0.3).long()
+    exact = (hidden.double() * mask.double().unsqueeze(-1)).sum(1) / mask.double().sum(1, keepdim=True)
+    mean = masked_mean(hidden, mask)  # a sum rounded to bf16, then divided, misses in a quarter of the entries
+    assert mean.dtype == torch.bfloat16 and torch.equal(mean, exact.to(torch.bfloat16))

@@ -129,6 +129,6 @@ def test_cli_names_a_misspelt_task_field(monkeypatch, tmp_path):
     (tmp_path / "task").mkdir()
     (tmp_path / "task" / "mine.yaml").write_text("name: mine\nkindd: generation\n")
     monkeypatch.setattr("peftbench.config.choices.CONF_DIR", tmp_path)
-    monkeypatch.setattr("peftbench.config.choices.group_options", lambda group: ["mine"])
+    monkeypatch.setattr("peftbench.config.choices.group_options", lambda group, folder=None: ["mine"])
     with pytest.raises(UserError, match="unknown task field 'kindd'. Did you mean 'kind'?"):
         check_group_choices(["task=mine"])

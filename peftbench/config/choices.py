@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+from .. import plugins
 from ..errors import UserError, unknown_name
 from .kinds import check_task_file
 from .schema import CONF_DIR, GROUPS, group_options
@@ -16,10 +17,11 @@ SEARCH_PATH_FLAGS = ("--config-dir", "-cd", "--config-path", "-cp", "--config-na
 def check_group_choices(overrides: list[str], multirun: bool = False, config_dirs: Sequence[str | Path] = ()) -> list[str]:
     """Fail fast, before Hydra, on `method=loraa`: name the value, suggest, list the options.
     In a multirun a folder stands for its options: `task=glue` -> `task=glue/cola,...,glue/stsb`.
-    `config_dirs`: the folders given with --config-dir, searched before conf/ (as Hydra does)."""
+    `config_dirs`: the folders given with --config-dir, searched before peftbench's own configs (as Hydra does)."""
     if any(a.split("=")[0] in SEARCH_PATH_FLAGS or a.startswith("hydra.searchpath") for a in overrides):
         return overrides  # the user changes the search path inside the overrides: Hydra alone knows every option
-    dirs = [*map(Path, config_dirs), CONF_DIR]
+    plugins.check(CONF_DIR)
+    dirs = [*map(Path, config_dirs), CONF_DIR, *plugins.conf_dirs()]  # Hydra's search path, in its order
     checked = []
     for arg in overrides:
         key, sep, value = arg.partition("=")
@@ -27,7 +29,7 @@ def check_group_choices(overrides: list[str], multirun: bool = False, config_dir
         if not sep or group not in GROUPS or not value or "(" in value:
             checked.append(arg)
             continue  # not a group choice, or a sweep function (glob/range/choice) Hydra expands itself
-        options = sorted({*group_options(group), *(o for d in dirs[:-1] for o in group_options(group, d))})
+        options = sorted({o for d in dirs for o in group_options(group, d)})
         choices = []
         for choice in (v.strip().strip("'\"") for v in value.split(",")):
             inside = [o for o in options if o.startswith(choice + "/")]
@@ -54,4 +56,5 @@ def _hint(group: str, choice: str, dirs: list[Path]) -> str:
                 f"with -m {group}={choice}.")
     if group == "model":
         return "Any other checkpoint: model=hf model.name_or_path=<hub id or folder>."
-    return f"Add your own as conf/{group}/<name>.yaml (or a folder passed with --config-dir)."
+    return (f"Add your own as DIR/{group}/<name>.yaml and pass --config-dir DIR, or install a plugin "
+            "package that ships it (README.md, \"Benchmark your own method\").")

@@ -1,6 +1,6 @@
 """Task kinds and the task-file schema checks: which fields, metrics and model class each kind has.
 
-A task is one YAML file, `conf/task/<name>.yaml` (schema: `TaskConfig`). Every kind reads its data the
+A task is one YAML file, `peftbench/conf/task/<name>.yaml` (schema: `TaskConfig`). Every kind reads its data the
 same way and differs in its fields:
 
 | kind | model class | fields | metrics |

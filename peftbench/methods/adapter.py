@@ -10,9 +10,10 @@ Simplification: Pfeiffer's exact placement relative to the residual and layer no
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import List
 
+from omegaconf import MISSING
 from torch import nn
 
 from ..config import MethodConfig
@@ -23,10 +24,10 @@ ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "swish": nn.SiLU, "tanh": nn.Ta
 
 @dataclass
 class AdapterConfig(MethodConfig):
-    reduction_factor: float = 16  # bottleneck m = hidden size / reduction_factor
-    non_linearity: str = "relu"
-    placement: List[str] = field(default_factory=lambda: ["attention", "ffn"])
-    train_layer_norm: bool = True
+    reduction_factor: float = MISSING  # bottleneck m = hidden size / reduction_factor
+    non_linearity: str = MISSING
+    placement: List[str] = MISSING
+    train_layer_norm: bool = MISSING
 
     def problems(self) -> list[str]:
         out = []
@@ -92,11 +93,5 @@ def build(model, knobs: AdapterConfig, family: str):
     return insert(model, family, knobs, lambda: Bottleneck(d, m, knobs.non_linearity).to(dtype))
 
 
-@dataclass
-class PfeifferConfig(AdapterConfig):
-    placement: List[str] = field(default_factory=lambda: ["ffn"])
-    train_layer_norm: bool = False
-
-
 METHODS.register("adapter_houlsby", Method(build=build, knobs=AdapterConfig))
-METHODS.register("adapter_pfeiffer", Method(build=build, knobs=PfeifferConfig))
+METHODS.register("adapter_pfeiffer", Method(build=build, knobs=AdapterConfig))  # its YAML: placement [ffn], no norms

@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from ..config import MethodConfig
 from ..errors import Registry, UserError
@@ -41,6 +41,10 @@ class Method:
             problems += [f"method.{key}={knobs[key]}: {need}." for key, ok, need in self.checks
                          if knobs.get(key) is not None and f"method.{key}" not in bad and not ok(knobs[key])]
             return knobs, problems
+        missing = [f.name for f in dataclasses.fields(self.knobs) if f.default == MISSING and f.name not in node]
+        if missing:  # the knobs' defaults live in the method's YAML only (tests/test_defaults.py)
+            return None, [f"method '{node.name}': no value for {', '.join(missing)}. Set them in its YAML "
+                          f"(conf/method/{node.name}.yaml), or on the command line: +method.{missing[0]}=..."]
         try:
             knobs = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(self.knobs), node))
         except Exception as exc:  # omegaconf ValidationError: a knob of the wrong type

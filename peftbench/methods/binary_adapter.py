@@ -24,6 +24,7 @@ import re
 from dataclasses import dataclass
 
 import torch
+from omegaconf import MISSING
 from torch import nn
 
 from ..config import MethodConfig
@@ -42,10 +43,10 @@ FULL_PRECISION = 32
 
 @dataclass
 class BinaryAdapterConfig(MethodConfig):
-    dim: int = 32  # bottleneck width (the paper: 32, and 1 for the smallest size)
-    bits: int = 1  # bits per adapter weight: 1, 2, 4, 8, or 32 (no quantisation)
-    scale: float = 0.1  # AdaptFormer's s on the adapter branch (the paper tunes it per task)
-    dropout: float = 0.1
+    dim: int = MISSING  # bottleneck width (the paper: 32, and 1 for the smallest size)
+    bits: int = MISSING  # bits per adapter weight: 1, 2, 4, 8, or 32 (no quantisation)
+    scale: float = MISSING  # AdaptFormer's s on the adapter branch (the paper tunes it per task)
+    dropout: float = MISSING
 
     def problems(self) -> list[str]:
         out = []

@@ -2,13 +2,15 @@
 
 from dataclasses import dataclass
 
+from omegaconf import MISSING
+
 from ..config import MethodConfig
 from .base import METHODS, Method, head_names, train_only
 
 
 @dataclass
 class BitFitConfig(MethodConfig):
-    train_head: bool = True  # the paper trains the classifier too
+    train_head: bool = MISSING  # the paper trains the classifier too
 
 
 def build(model, knobs: BitFitConfig, family: str):

@@ -9,10 +9,10 @@ model starts as the base model.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import List
+from dataclasses import dataclass
 
 import torch
+from omegaconf import MISSING
 from torch import nn
 
 from .base import METHODS, Method, hidden_size
@@ -21,11 +21,9 @@ from .adapter import ACTIVATIONS, AdapterConfig, insert
 
 @dataclass
 class CompacterConfig(AdapterConfig):
-    reduction_factor: float = 32
-    phm_dim: int = 4  # n: number of Kronecker summands; in, out and the bottleneck must divide by it
-    phm_rank: int = 1  # rank of each B_i
-    shared_phm_rule: bool = True  # one set of A_i for the whole model (the paper's choice)
-    train_layer_norm: bool = True
+    phm_dim: int = MISSING  # n: number of Kronecker summands; in, out and the bottleneck must divide by it
+    phm_rank: int = MISSING  # rank of each B_i
+    shared_phm_rule: bool = MISSING  # one set of A_i for the whole model (the paper's choice)
 
     def problems(self) -> list[str]:
         out = super().problems()
@@ -83,10 +81,5 @@ def build(model, knobs: CompacterConfig, family: str):
     return insert(model, family, knobs, make)
 
 
-@dataclass
-class CompacterPPConfig(CompacterConfig):
-    placement: List[str] = field(default_factory=lambda: ["ffn"])
-
-
 METHODS.register("compacter", Method(build=build, knobs=CompacterConfig))
-METHODS.register("compacterpp", Method(build=build, knobs=CompacterPPConfig))
+METHODS.register("compacterpp", Method(build=build, knobs=CompacterConfig))  # its YAML: placement [ffn]

@@ -11,10 +11,11 @@ Per layer: parallel r (d_in + d_out) + r + d_out, sequential 2 r d_out + r + d_o
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import List
 
 import torch
+from omegaconf import MISSING
 from torch import nn
 
 from ..config import MethodConfig
@@ -24,10 +25,10 @@ from .base import METHODS, Method, block_outputs, head_names, replace_module, tr
 
 @dataclass
 class HydraConfig(MethodConfig):
-    r: int = 8  # rank of each branch
-    scale: float = 1.0  # s
-    dropout: float = 0.0  # on the branches' bottleneck
-    placement: List[str] = field(default_factory=lambda: ["attention", "ffn"])
+    r: int = MISSING  # rank of each branch
+    scale: float = MISSING  # s
+    dropout: float = MISSING  # on the branches' bottleneck
+    placement: List[str] = MISSING
 
     def problems(self) -> list[str]:
         out = [f"method.r={self.r}: must be >= 1."] if self.r < 1 else []

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from omegaconf import MISSING
 from torch import nn
 
 from ..config import MethodConfig
@@ -29,9 +30,9 @@ from .base import METHODS, Method, backbone, block_outputs, head_names, replace_
 
 @dataclass
 class LoFiTConfig(MethodConfig):
-    top_k: int = 16  # heads kept for stage 2 (the paper: 3-10% of the heads)
-    select_steps: int = 100  # optimizer steps of stage 1 (head selection by learned scaling)
-    l1_lambda: float = 1.0e-3  # L1 penalty on the scalings A in stage 1
+    top_k: int = MISSING  # heads kept for stage 2 (the paper: 3-10% of the heads)
+    select_steps: int = MISSING  # optimizer steps of stage 1 (head selection by learned scaling)
+    l1_lambda: float = MISSING  # L1 penalty on the scalings A in stage 1
 
     def problems(self) -> list[str]:
         out = [f"method.{k}={getattr(self, k)}: must be >= 1." for k in ("top_k", "select_steps") if getattr(self, k) < 1]

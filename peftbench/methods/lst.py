@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from omegaconf import MISSING
 from torch import nn
 from transformers.modeling_outputs import SequenceClassifierOutput
 
@@ -29,10 +30,10 @@ ENCODERS = ("bert", "roberta", "xlm-roberta", "electra", "deberta-v2", "vit")  #
 
 @dataclass
 class LSTConfig(MethodConfig):
-    reduction_factor: int = 8
-    gate_temperature: float = 0.1
-    side_heads: int = 4
-    dropout: float = 0.1
+    reduction_factor: int = MISSING
+    gate_temperature: float = MISSING
+    side_heads: int = MISSING
+    dropout: float = MISSING
 
     def problems(self) -> list[str]:
         out = []

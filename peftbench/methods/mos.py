@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import List, Optional
 
 import torch
+from omegaconf import MISSING
 from torch import nn
 
 from ..config import MethodConfig
@@ -37,13 +38,13 @@ from .peft_methods import FALLBACK_TARGETS
 
 @dataclass
 class MoSConfig(MethodConfig):
-    r: int = 8  # rank of each layer's B A
-    lora_alpha: float = 16  # scale alpha / r, as LoRA
-    budget_rank: int = 1  # the pools hold as many entries as LoRA of this rank on the same modules
-    shards_per_vector: int = 2  # l: each rank vector is l shards, each routed on its own
-    private_ratio: float = 0.5  # share of each layer's budget kept as shards private to it
-    target_modules: Optional[List[str]] = None  # null: peft's LoRA default for the family (BERT: query, value)
-    route_seed: int = 0
+    r: int = MISSING  # rank of each layer's B A
+    lora_alpha: float = MISSING  # scale alpha / r, as LoRA
+    budget_rank: int = MISSING  # the pools hold as many entries as LoRA of this rank on the same modules
+    shards_per_vector: int = MISSING  # l: each rank vector is l shards, each routed on its own
+    private_ratio: float = MISSING  # share of each layer's budget kept as shards private to it
+    target_modules: Optional[List[str]] = MISSING  # null: peft's LoRA default for the family (BERT: query, value)
+    route_seed: int = MISSING
 
     def problems(self) -> list[str]:
         out = [f"method.{k}={getattr(self, k)}: must be >= 1." for k in ("r", "budget_rank", "shards_per_vector")
@@ -103,6 +104,9 @@ def targets(model, knobs: MoSConfig, family: str) -> dict:
     """{module name: target type} for the Linear layers to adapt."""
     names = knobs.target_modules
     if names is None:
+        from .peft_lib import import_peft
+
+        import_peft()  # (without bitsandbytes)
         from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as defaults
 
         names = defaults.get(model.config.model_type) or FALLBACK_TARGETS["default"].get(family)

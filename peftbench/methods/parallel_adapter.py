@@ -13,8 +13,9 @@ modules, adapters on 24 FFNs) MAM tunes 6.7% of the model's parameters (tests/te
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import List
+from dataclasses import dataclass
+
+from omegaconf import MISSING
 
 from ..errors import UserError
 from .adapter import AdapterConfig, Bottleneck, WithAdapter, insert
@@ -32,26 +33,16 @@ for _alias in ("roberta", "xlm-roberta", "electra", "deberta-v2"):
 
 @dataclass
 class ParallelConfig(AdapterConfig):
-    placement: List[str] = field(default_factory=lambda: ["ffn"])
-    train_layer_norm: bool = False
-    scale: float = 1.0  # s: the adapter's output is multiplied by s
+    scale: float = MISSING  # s: the adapter's output is multiplied by s
 
     def problems(self) -> list[str]:
         return super().problems() + ([f"method.scale={self.scale}: must be > 0."] if self.scale <= 0 else [])
 
 
 @dataclass
-class ScaledParallelConfig(ParallelConfig):
-    scale: float = 4.0
-
-
-@dataclass
-class MAMConfig(ScaledParallelConfig, PrefixConfig):
-    reduction_factor: float = 2  # r = d / 2: 512 on BART-large (d = 1024), the paper's MAM
-    num_virtual_tokens: int = 30  # l = 30, the paper's MAM
-
+class MAMConfig(ParallelConfig, PrefixConfig):
     def problems(self) -> list[str]:
-        return ScaledParallelConfig.problems(self) + PrefixConfig.problems(self)
+        return ParallelConfig.problems(self) + PrefixConfig.problems(self)
 
 
 class ParallelBottleneck(Bottleneck):
@@ -99,5 +90,5 @@ def build_mam(model, knobs: MAMConfig, family: str):
 
 
 METHODS.register("parallel_adapter", Method(build=add_parallel_adapters, knobs=ParallelConfig))
-METHODS.register("scaled_parallel_adapter", Method(build=add_parallel_adapters, knobs=ScaledParallelConfig))
+METHODS.register("scaled_parallel_adapter", Method(build=add_parallel_adapters, knobs=ParallelConfig))  # its YAML: scale 4
 METHODS.register("mam_adapter", Method(build=build_mam, knobs=MAMConfig))

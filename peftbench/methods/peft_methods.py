@@ -1,7 +1,7 @@
 """Methods that HF peft implements, wrapped, not re-implemented: peft is the reference users trust.
 
 The knobs of `method=<name>` are the fields of peft's config class under peft's own names (see
-`conf/method/<name>.yaml`; add any other field with `+method.<field>=...`). `target_modules: null`
+`peftbench/conf/method/<name>.yaml`; add any other field with `+method.<field>=...`). `target_modules: null`
 takes peft's default for the model family (BERT/RoBERTa LoRA: query, value; IA3: key, value,
 output.dense). Variants are YAML files over the same class: dora, rslora, pissa and olora are LoRA
 with `use_dora`, `use_rslora` or `init_lora_weights` set.
@@ -15,6 +15,7 @@ import warnings
 
 from ..errors import UserError
 from .base import METHODS, Method, head_modules
+from .peft_lib import bitsandbytes_hidden, import_peft, require_peft
 
 # peft calls transformers 5's deprecated `is_gradient_checkpointing` on every wrap: one FutureWarning per
 # model built, noise on every run and bench round that says nothing about the user's run
@@ -64,12 +65,13 @@ CHECKS = (
 
 
 def config_class(class_name: str):
-    import peft
-
-    return getattr(peft, class_name)
+    return getattr(import_peft(), class_name)
 
 
-def knob_names(class_name: str) -> list[str]:
+def knob_names(class_name: str, method: str | None = None) -> list[str]:
+    """The knobs of peft's config class; first, a clear error where the installed peft lacks the method."""
+    if method is not None:
+        require_peft(method)
     fields = dataclasses.fields(config_class(class_name))
     return ["name", "default_lr", *(f.name for f in fields if f.init and f.name not in RESERVED)]
 
@@ -140,8 +142,7 @@ def task_type_of(model) -> str | None:
 
 
 def _build(model, kwargs: dict, class_name: str):
-    import peft
-
+    peft = import_peft()
     task_type = task_type_of(model)
     if task_type is None:  # image classifiers: peft's generic model; the new head trains via modules_to_save
         if class_name in PROMPT_LEARNING:
@@ -155,7 +156,8 @@ def _build(model, kwargs: dict, class_name: str):
             f.name for f in dataclasses.fields(config_class(class_name))}:
         kwargs = {"modules_to_save": head, **kwargs}
     config = config_class(class_name)(task_type=task_type, **kwargs)
-    model = peft.get_peft_model(model, config)
+    with bitsandbytes_hidden():  # (a quantised model imported it already: then nothing is hidden)
+        model = peft.get_peft_model(model, config)
     if class_name == "AdaLoraConfig":  # AdaLoRA reallocates ranks during training, after each step
         model.peftbench_after_step = model.base_model.update_and_allocate
     if class_name == "PrefixTuningConfig" and task_type == "SEQ_CLS" and not _takes_past_key_values(model):
@@ -191,6 +193,6 @@ def merge(model):
 
 for _name, _cls in CLASSES.items():
     METHODS.register(_name, Method(
-        build=functools.partial(build, class_name=_cls), valid_keys=functools.partial(knob_names, _cls),
+        build=functools.partial(build, class_name=_cls), valid_keys=functools.partial(knob_names, _cls, _name),
         types=functools.partial(knob_types, _cls), checks=CHECKS, merge=merge if _name in MERGEABLE else None))
 

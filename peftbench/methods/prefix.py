@@ -23,6 +23,7 @@ import re
 from dataclasses import dataclass
 
 import torch
+from omegaconf import MISSING
 from torch import nn
 
 from ..config import MethodConfig
@@ -38,9 +39,9 @@ for _alias in ("roberta", "xlm-roberta", "electra"):
 
 @dataclass
 class PrefixConfig(MethodConfig):
-    num_virtual_tokens: int = 20  # n, prefix length per layer
-    reparameterize: bool = True  # Li & Liang's MLP during training, folded into the prefixes for storage
-    encoder_hidden: int = 512  # the MLP's hidden width (Li & Liang: 512)
+    num_virtual_tokens: int = MISSING  # n, prefix length per layer
+    reparameterize: bool = MISSING  # Li & Liang's MLP during training, folded into the prefixes for storage
+    encoder_hidden: int = MISSING  # the MLP's hidden width (Li & Liang: 512)
 
     def problems(self) -> list[str]:
         out = []

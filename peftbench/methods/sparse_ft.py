@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Optional
 
 import torch
+from omegaconf import MISSING
 from torch import nn
 from torch.nn.utils import parametrize
 
@@ -41,13 +42,13 @@ MASKS = ("magnitude", "random", "pafi", "lift", "lt_sft", "spiel")
 
 @dataclass
 class SparseFTConfig(MethodConfig):
-    density: float = 0.01  # fraction of each weight matrix that trains
-    mask: str = "magnitude"
-    mask_seed: int = 0  # for mask=random
-    lift_rank: int = 128  # mask=lift: rank of the low-rank approximation whose largest entries train
-    lt_sft_from: Optional[str] = None  # mask=lt_sft: run dir of the method=full run (phase 1)
-    spiel_every: int = 20  # mask=spiel: optimizer steps between drop-and-grow updates
-    spiel_drop: float = 0.1  # mask=spiel: fraction of each matrix's entries dropped (and regrown) per update
+    density: float = MISSING  # fraction of each weight matrix that trains
+    mask: str = MISSING
+    mask_seed: int = MISSING  # for mask=random
+    lift_rank: int = MISSING  # mask=lift: rank of the low-rank approximation whose largest entries train
+    lt_sft_from: Optional[str] = MISSING  # mask=lt_sft: run dir of the method=full run (phase 1)
+    spiel_every: int = MISSING  # mask=spiel: optimizer steps between drop-and-grow updates
+    spiel_drop: float = MISSING  # mask=spiel: fraction of each matrix's entries dropped (and regrown) per update
 
     def problems(self) -> list[str]:
         out = []

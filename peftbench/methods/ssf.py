@@ -4,10 +4,11 @@ scale and shift fold into the preceding layer (`merge`), so inference costs noth
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import List
 
 import torch
+from omegaconf import MISSING
 from torch import nn
 
 from ..config import MethodConfig
@@ -19,7 +20,7 @@ KINDS = ("linear", "layernorm")
 
 @dataclass
 class SSFConfig(MethodConfig):
-    targets: List[str] = field(default_factory=lambda: list(KINDS))
+    targets: List[str] = MISSING
 
     def problems(self) -> list[str]:
         bad = [t for t in self.targets if t not in KINDS]

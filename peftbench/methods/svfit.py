@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import List, Optional
 
 import torch
+from omegaconf import MISSING
 from torch import nn
 from torch.nn.utils import parametrize
 
@@ -23,8 +24,8 @@ from .sparse_ft import merge  # the same parametrization removal
 
 @dataclass
 class SVFitConfig(MethodConfig):
-    r: int = 16  # singular values trained per matrix (the top r)
-    target_modules: Optional[List[str]] = None  # nn.Linear name suffixes; null: LoRA's defaults for the family
+    r: int = MISSING  # singular values trained per matrix (the top r)
+    target_modules: Optional[List[str]] = MISSING  # nn.Linear name suffixes; null: LoRA's defaults for the family
 
     def problems(self) -> list[str]:
         out = [f"method.r={self.r}: must be >= 1."] if self.r < 1 else []
@@ -50,6 +51,9 @@ class TopSingularValues(nn.Module):
 
 def default_targets(family: str) -> list[str]:
     """LoRA's default targets for the family (peft's table, peftbench's fallback where it has none)."""
+    from .peft_lib import import_peft
+
+    import_peft()  # (without bitsandbytes)
     from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as PEFT_DEFAULTS
 
     from .peft_methods import FALLBACK_TARGETS

@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+from omegaconf import MISSING
 from torch import nn
 
 from ..config import MethodConfig
@@ -30,9 +31,9 @@ LEADING_TOKENS = {"vit": 1, "audio-spectrogram-transformer": 2}
 
 @dataclass
 class VPTConfig(MethodConfig):
-    num_tokens: int = 10  # p, prompts per layer (deep) or in all (shallow)
-    deep: bool = True  # VPT-Deep: new prompts at every layer; false: VPT-Shallow
-    dropout: float = 0.1  # on the prompts
+    num_tokens: int = MISSING  # p, prompts per layer (deep) or in all (shallow)
+    deep: bool = MISSING  # VPT-Deep: new prompts at every layer; false: VPT-Shallow
+    dropout: float = MISSING  # on the prompts
 
     def problems(self) -> list[str]:
         out = []

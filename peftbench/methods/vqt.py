@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from omegaconf import MISSING
 from torch import nn
 from torch.nn import functional as F
 from transformers.modeling_outputs import SequenceClassifierOutput
@@ -31,8 +32,8 @@ from .vpt import prompt_init, vit_parts
 
 @dataclass
 class VQTConfig(MethodConfig):
-    num_tokens: int = 1  # t, query tokens per layer (the paper: 1 to 20)
-    dropout: float = 0.1  # on the query tokens
+    num_tokens: int = MISSING  # t, query tokens per layer (the paper: 1 to 20)
+    dropout: float = MISSING  # on the query tokens
 
     def problems(self) -> list[str]:
         out = []

@@ -57,7 +57,7 @@ def model_config(model_cfg: DictConfig, **extra):
     except OSError as exc:
         first = str(exc).strip().splitlines()[0]
         raise UserError(f"model '{model_cfg.name}': cannot read the config of '{model_cfg.name_or_path}': {first} "
-                        "Offline, give the architecture as model.arch (see conf/model/roberta-base.yaml).") from exc
+                        "Offline, give the architecture as model.arch (see peftbench/conf/model/roberta-base.yaml).") from exc
 
 
 # Position ids start after the padding index in these (RoBERTa's embeddings): roberta-base reads 514 - 2 tokens.

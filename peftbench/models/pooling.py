@@ -41,8 +41,8 @@ def masked_mean(hidden: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor
     if mask.shape[-1] != hidden.shape[1]:
         raise RuntimeError(f"model.pooling=mean: attention mask of length {mask.shape[-1]} for {hidden.shape[1]} "
                            "hidden states (a method changed the sequence without its mask).")
-    weights = mask.to(hidden.dtype).unsqueeze(-1)
-    return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+    weights = mask.to(torch.float32).unsqueeze(-1)  # summed in fp32 under bf16/fp16 autocast, returned as given
+    return ((hidden.float() * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)).to(hidden.dtype)
 
 
 class SequencePooling(nn.Module):

@@ -7,15 +7,20 @@ import statistics
 
 from ..errors import unknown_name
 from .runs import (AGGREGATES, group_rows, human_count, metric_header, official_metrics, params,
-                   peak_memory_mb, shared_process_note, spread, task_score)
+                   peak_memory_mb, score_metrics, shared_process_note, spread, task_score)
 from .tables import Cell, Column, Table
 
 
-def score_columns(runs: list[dict], main_only: bool) -> list[Column]:
+METRIC_CHOICES = ("score", "all", "main")  # --metrics: the task's score metrics (default), all it records, its main one
+
+
+def score_columns(runs: list[dict], which: str) -> list[Column]:
+    """Columns per task metric: `which` is one of METRIC_CHOICES (score: CoLA's MCC without its accuracy)."""
     columns: dict[str, Column] = {}
     for r in sorted(runs, key=lambda r: (r["task"], r["_path"])):
         names = official_metrics(r)
-        for m in [r["main_metric"]] if main_only else names:
+        shown = {"main": [r["main_metric"]], "score": score_metrics(r), "all": names}[which]
+        for m in shown:
             key = f"{r['task']}:{m}"
             columns.setdefault(key, Column(key, metric_header(r["task"], m, names), per_seed=True))
     return list(columns.values())
@@ -130,7 +135,7 @@ def choose_columns(columns: list[Column], spec: str | None) -> list[Column]:
 
 def scores_table(ok: list[dict], keys: list[str], args) -> Table:
     tasks = sorted({r["task"] for r in ok})
-    score_cols = score_columns(ok, args.metrics == "main")
+    score_cols = score_columns(ok, args.metrics)
     for c in score_cols:
         c.decimals = args.decimals
     columns = [*score_cols, Column("avg", "avg", decimals=args.decimals), *cost_columns().values()]
@@ -219,7 +224,7 @@ def compare_table(a: list[dict], b: list[dict], keys: list[str], args) -> Table:
     avg; '–' where one side lacks it."""
     both = a + b
     tasks = sorted({r["task"] for r in both})
-    columns = [*score_columns(both, args.metrics == "main"), Column("avg", "avg")]
+    columns = [*score_columns(both, args.metrics), Column("avg", "avg")]
     for c in columns:
         c.decimals, c.per_seed = args.decimals, False  # a difference of aggregates: no spread, no run count
     rows_a, rows_b = group_rows(a, keys), group_rows(b, keys)

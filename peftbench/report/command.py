@@ -20,7 +20,8 @@ from pathlib import Path
 from ..errors import UserError, unknown_name
 from ..runfile import FILE_NAME, RERUN_DIR
 from .bestof import best_of, mixed_note
-from .build import compare_table, cost_table, scores_table
+from .build import METRIC_CHOICES, compare_table, cost_table, scores_table
+from .options import Parser, check_options
 from .runs import AGGREGATES, ROW_KEYS, load_runs, select
 from .tables import FORMATS, RENDERERS, Table
 
@@ -46,7 +47,7 @@ def _is_rerun(path) -> bool:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="peftbench report", description=__doc__.split("\n\n")[0])
+    p = Parser(prog="peftbench report", description=__doc__.split("\n\n")[0])
     p.add_argument("paths", nargs="*", help="folders (searched recursively), run files or globs (default: results)")
     p.add_argument("--format", "-f", default="md", help=f"one of {', '.join(FORMATS)} (default md)")
     p.add_argument("--output", "-o", help="write the table to this file instead of stdout")
@@ -56,9 +57,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--models", help="comma-separated model names or globs")
     p.add_argument("--rows", help="row keys: model, method or config.<key> (default: method, or model,method "
                                   "when several models are present)")
-    p.add_argument("--metrics", default="all", help="all (every official metric, default) or main (one per task)")
+    p.add_argument("--metrics", default="score", help="score (the metrics of the task's benchmark score, default), "
+                                                      "all (every metric the task records) or main (one per task)")
     p.add_argument("--columns", help="columns in order, optionally renamed: 'glue/rte,glue/mrpc:f1=MRPC F1,avg'")
-    p.add_argument("--decimals", type=int, default=1, help="decimals of scores (default 1)")
+    p.add_argument("--decimals", type=int, default=1, help="decimals of scores, 0 to 10 (default 1)")
     p.add_argument("--seeds", type=int, help="runs expected per cell; fewer are marked † (default: the most any "
                                              "cell has)")
     p.add_argument("--ci", action="store_true", help="95%% confidence interval (t) instead of std")
@@ -67,7 +69,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         "the ± stays std/CI")
     p.add_argument("--best-of", metavar="KEY", help="config key tuned per row and task, e.g. train.lr: keep only "
                                                     "the runs of the value with the best main score over seeds")
-    p.add_argument("--baseline", default="full", help="method the cost table divides by (default full)")
+    p.add_argument("--baseline", help="method the cost table divides by (default full)")
     p.add_argument("--compare", nargs=2, metavar=("A", "B"), help="table of B - A per cell for two result sets")
     p.add_argument("--plots", metavar="DIR", help="also save PNG+PDF plots (score vs params/memory, memory bars)")
     return p.parse_args(argv)
@@ -101,9 +103,10 @@ def make_table(sets: list[list[dict]], ok: list[dict], keys: list[str], args) ->
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
+    check_options(args)  # types, ranges, output paths, named files: before anything is read or written
     check_choice("format", args.format, FORMATS)
     check_choice("table", args.table, ("scores", "cost"))
-    check_choice("metrics", args.metrics, ("all", "main"))
+    check_choice("metrics", args.metrics, METRIC_CHOICES)
     check_choice("aggregate", args.aggregate, AGGREGATES)
     if args.compare and (args.paths or args.plots or args.table != "scores"):
         raise UserError("--compare A B takes the result sets itself and makes one table: leave out paths, "
@@ -122,12 +125,22 @@ def main(argv: list[str]) -> int:
     for k in keys:
         if k not in ROW_KEYS and not k.startswith("config."):
             raise unknown_name("row key", k, ROW_KEYS, hint="Or any config.<dotted key>, e.g. config.method.r.")
+    if args.baseline is None:
+        args.baseline = "full"  # the default may have no runs: the cost table then says so in a note
+    elif args.table == "cost" and ok and args.baseline not in {r["method"] for r in ok}:
+        raise unknown_name("baseline method", args.baseline, {r["method"] for r in ok},
+                           hint="--baseline names a method with ok runs in this report.")
     listed = failed_lines(runs) + problems
     if not ok:
         print("\n\n".join(["No successful runs.", *(["\n".join(listed)] if listed else [])]))
         return 0
     table, ok = make_table(sets, ok, keys, args)
-    text = RENDERERS[args.format](table, [] if args.format == "csv" else listed)
+    if args.format == "html" and args.table == "scores" and not args.compare:
+        from .page import render_page  # the interactive page; cost and compare tables stay plain HTML
+
+        text = render_page(table, ok, keys, listed, args.output, args.best_of or "train.lr")
+    else:
+        text = RENDERERS[args.format](table, [] if args.format == "csv" else listed)
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output).write_text(text)

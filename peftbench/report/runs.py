@@ -184,3 +184,31 @@ def group_rows(runs: list[dict], keys: list[str]) -> dict[tuple, list[dict]]:
     for r in runs:
         rows[tuple(str(row_value(r, k)) for k in keys)].append(r)
     return dict(sorted(rows.items()))
+
+
+BUSY_GPU_MB = 512  # hardware.busy_gpu=refuse's threshold: more held by other processes is not "alone"
+
+
+def measured_alone(run: dict) -> bool:
+    """Whether a run's memory and speed describe the method rather than its neighbours: the first run in
+    its process (`memory.runs_before_in_process` 0) and, on a GPU, under BUSY_GPU_MB held by other
+    processes when it started (`memory.cuda_in_use_by_others_mb`). Run files that do not record these
+    (older ones) are not taken as alone."""
+    mem = run.get("memory") or {}
+    if mem.get("runs_before_in_process") != 0:
+        return False
+    if mem.get("cuda_max_allocated_mb") is None:
+        return True
+    others = mem.get("cuda_in_use_by_others_mb")
+    return others is not None and others < BUSY_GPU_MB
+
+
+def alone_note(ok: list[dict]) -> str:
+    """Why the memory and speed figures leave runs out ("" when none are left out)."""
+    left = sum(not measured_alone(r) for r in ok)
+    if not left:
+        return ""
+    return (f"Memory and samples/s: only where every run of a row was measured alone ({len(ok) - left} of {len(ok)} "
+            f"runs were): the first run in its process and, on a GPU, with under {BUSY_GPU_MB} MB held by other "
+            f"processes; the other {left} shared a process or a GPU (or their run files do not say), so their "
+            "figures describe the neighbours too.")

@@ -125,18 +125,19 @@ def _latex_cell(cell: Cell | None, col: Column, rank: int, signed: bool) -> str:
 
 
 def to_latex(table: Table, failed: list[str]) -> str:
-    """A booktabs `tabular`, ready for `\\input{}` inside a table float; notes as a last row."""
+    """A booktabs `tabular`, ready for `\\input{}` inside a table float; the notes below it in a
+    `\\linewidth` minipage, so they wrap at the column's width instead of widening the table."""
     rank = ranks(table)
-    width = 1 + len(table.columns)
     lines = [r"\begin{tabular}{l" + "r" * len(table.columns) + "}", r"\toprule",
              " & ".join(latex_escape(h) for h in [" / ".join(table.row_keys), *(c.header for c in table.columns)])
              + r" \\", r"\midrule"]
     for i, (key, cells) in enumerate(table.rows):
         values = [_latex_cell(cells.get(c.key), c, rank.get((i, c.key), 0), table.signed) for c in table.columns]
         lines.append(" & ".join([latex_escape(_label(table, key)), *values]) + r" \\")
-    lines.append(r"\bottomrule")
-    lines += [rf"\multicolumn{{{width}}}{{@{{}}l}}{{\footnotesize {latex_escape(n)}}} \\" for n in table.notes]
-    lines.append(r"\end{tabular}")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    if table.notes:
+        lines += [r"\par\smallskip", r"\begin{minipage}{\linewidth}\footnotesize\raggedright",
+                  *(latex_escape(n) + r"\par" for n in table.notes), r"\end{minipage}"]
     lines += [f"% {line}" for line in failed]
     return "\n".join(lines) + "\n"
 

@@ -1,4 +1,4 @@
-"""Task data: a task is a YAML file under conf/task/ (the data); this package loads what it names.
+"""Task data: a task is a YAML file under peftbench/conf/task/ (the data); this package loads what it names.
 
 `load_task(task_cfg)` returns pandas frames with the task's text fields and a normalised `label`
 column (class ids, or floats for regression), from one of three sources: local files (`data_dir`, or
