@@ -14,6 +14,8 @@
 5. startup   `peftbench --help` and `peftbench report` on 10,000 fixture run files, in seconds.
 6. concurrency  one run alone, two at once at torch's default threads (all cores each), two at once with
              the cores split (`hardware.threads=auto` under a launcher running two): samples/s each and in all.
+7. text-throughput  real SST-2 and RTE (--data-root): {fp32, bf16} x {as drawn, grouped by length}, and HF
+             Trainer as the peer (scripts/bench_text.py).
 
 Memory on CPU is the process's peak RSS, which never goes down within a process: methods measured
 one after another in one process would inherit each other's peaks, and tracemalloc sees only
@@ -664,9 +666,15 @@ def concurrency(args) -> None:
              f"{default:.1f} samples/s)")
 
 
+def text_throughput(args) -> None:
+    import bench_text  # section 7 lives in its own file
+
+    bench_text.section(args, sys.modules[__name__])
+
+
 SECTIONS = {"overhead": overhead, "overhead-fast": overhead_fast, "profile": profile, "parity": parity,
             "trainer": trainer_parity, "memory": memory, "scaling": scaling, "startup": startup,
-            "concurrency": concurrency}
+            "concurrency": concurrency, "text-throughput": text_throughput}
 
 
 def main() -> int:
@@ -675,6 +683,7 @@ def main() -> int:
     p.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated: {', '.join(SECTIONS)}")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads, here and in the worker processes (default 1: see the README)")
+    p.add_argument("--data-root", help="a folder laid out as GLUE distributes it (SST-2/, RTE/): section 7")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args()
     os.environ["OMP_NUM_THREADS"] = str(args.threads)  # before torch is imported, and for the workers
