@@ -79,7 +79,7 @@ GLUE2_ARGS  ?=
 GLUE2_COLUMNS := glue/mrpc:accuracy=MRPC acc,glue/mrpc:f1=MRPC F1,glue/cola:matthews_correlation=CoLA MCC,glue/rte=RTE,glue/stsb:pearson=STS-B P,glue/stsb:spearmanr=STS-B S,params,params_pct
 GLUE2_HEAD    := glue/sst2=SST-2,glue/stsb:pearson=STS-B P
 GLUE2_PILOT   := glue/cola:matthews_correlation=CoLA MCC,glue/rte=RTE
-glue-v2: $(STAMP)  ## the MiniLM GLUE v2 protocol (scripts/glue_v2.py: head stage, rate pilot, grid; resumable), then its tables under GLUE2_OUT/export; one GPU: GLUE2_ARGS='--hardware gpu --jobs 14 --mps'
+glue-v2: $(STAMP)  ## the MiniLM GLUE v2 protocol (scripts/glue_v2.py: head stage, rate pilot, grid; resumable; bf16: a GPU or a bf16 CPU), then its tables under GLUE2_OUT/export; one GPU: GLUE2_ARGS='--hardware gpu --jobs 14 --mps'
 	@rc=0; $(BIN)/python scripts/glue_v2.py --data $(GLUE_DATA) --out $(GLUE2_OUT) --peftbench '$(abspath $(BIN))/peftbench' $(GLUE2_ARGS) || rc=$$?; \
 	$(BIN)/python scripts/glue_v2.py --out $(GLUE2_OUT) --export $(GLUE2_OUT)/export && \
 	$(MAKE) glue-v2-report GLUE2_DOCS=$(GLUE2_OUT)/export; exit $$rc

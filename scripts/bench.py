@@ -18,6 +18,8 @@ One module per section in scripts/benchmarks/ (common.py: what they share); `--o
 5. startup   `peftbench --help` and `peftbench report` on 10,000 fixture run files, in seconds.
 6. concurrency  one run alone, two at once at torch's default threads (all cores each), two at once with
              the cores split (`hardware.threads=auto` under a launcher running two): samples/s each and in all.
+7. text-throughput  real SST-2 and RTE (--data-root): {fp32, bf16} x {as drawn, grouped by length}, and HF
+             Trainer as the peer (scripts/bench_text.py).
 
 Memory on CPU is the process's peak RSS, which never goes down within a process: methods measured
 one after another in one process would inherit each other's peaks, and tracemalloc sees only
@@ -44,9 +46,22 @@ os.environ.setdefault("PYTHONPATH", str(ROOT))
 from benchmarks import concurrency, memory, overhead, parity, profile, scaling, startup, trainer  # noqa: E402
 from benchmarks.common import WARNINGS, peftbench_run  # noqa: E402
 
+def text_throughput(args) -> None:
+    """Section 7 lives in scripts/bench_text.py, which takes the helpers it shares with the others."""
+    from types import SimpleNamespace
+
+    import bench_text
+    from benchmarks import common
+
+    bench_text.section(args, SimpleNamespace(compose=common.compose, peftbench_run=common.peftbench_run,
+                                             loader_for=common.loader_for, peft_model=parity.peft_model,
+                                             table=common.table, warn=common.warn))
+
+
 SECTIONS = {"overhead": overhead.overhead, "overhead-fast": overhead.overhead_fast, "profile": profile.profile,
             "parity": parity.parity, "trainer": trainer.trainer_parity, "memory": memory.memory,
-            "scaling": scaling.scaling, "startup": startup.startup, "concurrency": concurrency.concurrency}
+            "scaling": scaling.scaling, "startup": startup.startup, "concurrency": concurrency.concurrency,
+            "text-throughput": text_throughput}
 
 
 def main() -> int:
@@ -55,6 +70,7 @@ def main() -> int:
     p.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated: {', '.join(SECTIONS)}")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads, here and in the worker processes (default 1: see the README)")
+    p.add_argument("--data-root", help="a folder laid out as GLUE distributes it (SST-2/, RTE/): section 7")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args()
     os.environ["OMP_NUM_THREADS"] = str(args.threads)  # before torch is imported, and for the workers

@@ -132,7 +132,11 @@ class TrainConfig:
     keep_checkpoint: bool = False  # keep <run dir>/checkpoints/ after the run ends ok
     throughput_warmup_steps: int = 5  # optimizer steps left out of the throughput window (at most half the run; README.md, "Measurement")
     # Batches of examples of about the same length (mega-batches of group_megabatch batches sorted by length, batch
-    # order shuffled, seeded): far less padding on real text (train/batches.py, LengthGroupedShuffle).
+    # order shuffled, seeded): far less padding on real text (train/batches.py, LengthGroupedShuffle). Measured
+    # (MiniLM + LoRA, real SST-2, glue_minilm's 5,000 examples, 1 epoch, seed 1, fp32, 1 thread, busy 2-core
+    # CPU): real/padded tokens 0.34 -> 0.95, 4.0 -> 8.9 samples/s, dev accuracy 76.8 -> 77.1. Off by default
+    # all the same: it changes which examples share a batch, so runs made without it (the committed glue_minilm
+    # table) keep their batches and config hash; a protocol turns it on where its parity runs show equal scores.
     group_by_length: bool = False
     group_megabatch: int = 50  # group_by_length: batches per mega-batch sorted by length (HF Trainer's 50)
     gradient_checkpointing: bool = False  # recompute activations in the backward pass: less memory, slower steps

@@ -16,7 +16,7 @@ def test_bench_quick_prints_every_table():
     assert out.returncode == 0, out.stderr[-3000:]
     for title in ("1. Harness overhead", "1b. Harness overhead at fast steps", "1c. Per-step profile",
                   "2. Parity with peft", "2b. Parity with HF Trainer", "3. Memory while training", "4a. Scaling",
-                  "4b. Leaks", "5. Startup", "6. Concurrency"):
+                  "4b. Leaks", "5. Startup", "6. Concurrency", "7. Text throughput"):
         assert f"## {title}" in out.stdout, out.stdout
     assert "| lora " in out.stdout and "| prefix_tuning_peft " in out.stdout
     assert "ms per step (95% CI" in out.stdout and "| sum " in out.stdout  # 1b's overhead, 1c's total
