@@ -2,7 +2,7 @@
 """The MiniLM GLUE v2 grid (peftbench/conf/experiment/glue_minilm_v2.yaml): a head comparison, a learning-rate
 pilot, then the table's runs, many `peftbench run` processes at once (one CPU thread each), resumable, with a deadline.
 
-    python scripts/glue_v2.py --data ../shared/data/glue --jobs 2                 # 2-core machine (days)
+    python scripts/glue_v2.py --data <GLUE folder> --jobs 2                      # a CPU with native bf16 (days)
     python scripts/glue_v2.py --data /data/glue --jobs 14 --mps --deadline 540    # one GPU
 
 Stages (each run is an ordinary peftbench run: re-running the script skips every run that has an `ok`
