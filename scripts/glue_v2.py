@@ -25,6 +25,7 @@ Only the Python standard library is used here, so the script runs beside any pef
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
 import json
 import os
@@ -308,14 +309,14 @@ class Driver:
 
     def stop_all(self) -> None:
         for job in self.running:
-            with _quiet():
+            with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
                 os.killpg(job.proc.pid, signal.SIGTERM)
         end = time.time() + 30
         while self.running and time.time() < end:
             self.reap()
             time.sleep(0.5)
         for job in self.running:
-            with _quiet():
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(job.proc.pid, signal.SIGKILL)
 
     def loop(self, methods: list[str]) -> int:
@@ -348,14 +349,6 @@ class Driver:
         print(f"glue_v2: {len(self.done)} jobs ended ({len(failed)} with failures: {failed}); "
               f"no pick yet: {missing or 'none'}; {self.elapsed():.0f}s", flush=True)
         return 1 if failed or self.queue or missing else 0
-
-
-class _quiet:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return exc[0] is not None and issubclass(exc[0], ProcessLookupError)
 
 
 def export(out: Path, dest: Path) -> dict:
