@@ -2,7 +2,7 @@
 """The MiniLM GLUE v2 grid (peftbench/conf/experiment/glue_minilm_v2.yaml): a head comparison, a learning-rate
 pilot, then the table's runs, many `peftbench run` processes at once (one CPU thread each), resumable, with a deadline.
 
-    python scripts/glue_v2.py --data ../shared/data/glue --jobs 2                 # 2-core machine (days)
+    python scripts/glue_v2.py --data <GLUE folder> --jobs 2                      # a CPU with native bf16 (days)
     python scripts/glue_v2.py --data /data/glue --jobs 14 --mps --deadline 540    # one GPU
 
 Stages (each run is an ordinary peftbench run: re-running the script skips every run that has an `ok`
@@ -25,6 +25,7 @@ Only the Python standard library is used here, so the script runs beside any pef
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
 import json
 import os
@@ -308,14 +309,14 @@ class Driver:
 
     def stop_all(self) -> None:
         for job in self.running:
-            with _quiet():
+            with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
                 os.killpg(job.proc.pid, signal.SIGTERM)
         end = time.time() + 30
         while self.running and time.time() < end:
             self.reap()
             time.sleep(0.5)
         for job in self.running:
-            with _quiet():
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(job.proc.pid, signal.SIGKILL)
 
     def loop(self, methods: list[str]) -> int:
@@ -348,14 +349,6 @@ class Driver:
         print(f"glue_v2: {len(self.done)} jobs ended ({len(failed)} with failures: {failed}); "
               f"no pick yet: {missing or 'none'}; {self.elapsed():.0f}s", flush=True)
         return 1 if failed or self.queue or missing else 0
-
-
-class _quiet:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return exc[0] is not None and issubclass(exc[0], ProcessLookupError)
 
 
 def export(out: Path, dest: Path) -> dict:

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
+
+from ..runfile import umask
 
 MANIFEST = "manifest.json"
 FORMAT = "peftbench-checkpoint-2"  # bump when the layout of a checkpoint folder changes
@@ -76,6 +79,7 @@ def save_tree(tree, folder: Path, stem: str) -> None:
     tensors: dict = {}
     encoded = _encode(tree, tensors)
     save_file(tensors, str(folder / f"{stem}.safetensors"))
+    os.chmod(folder / f"{stem}.safetensors", 0o666 & ~umask())  # safetensors writes 0600; checkpoints follow the umask
     (folder / f"{stem}.json").write_text(json.dumps(encoded))
 
 

@@ -133,7 +133,8 @@ def test_run_files_and_checkpoints_follow_the_umask(tmp_path, mask, mode):
     found = {**modes(tmp_path / "run"), **modes(tmp_path / "ledger"), **modes(tmp_path / "cache")}
     assert {"run.json", "trainable.safetensors"} <= set(found)
     checkpoint = {name.split("/", 2)[-1] for name in found if name.startswith("checkpoints/")}
-    assert {"state.pt", "trainable.safetensors", "rank-0.pt"} <= checkpoint, found
+    assert {"state.json", "state.safetensors", "trainable.safetensors", "rank-0.json", "rank-0.safetensors",
+            "manifest.json"} <= checkpoint, found  # the checkpoint format: safetensors + JSON, no pickles
     assert any(name.endswith(".npz") for name in found)  # the tokenised cache
     assert {name: m for name, m in found.items() if m != mode} == {}
 
