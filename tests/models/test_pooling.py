@@ -13,8 +13,9 @@ from peftbench.errors import UserError
 from peftbench.methods.counting import build_counted, count_params
 from peftbench.models import load_model
 from peftbench.models.pooling import SequencePooling, masked_mean
+from peftbench.pipeline.init_from import find_init_run
 from peftbench.run.runner import run
-from peftbench.run.sweep import config_hash, find_init_run
+from peftbench.run.sweep import config_hash
 from peftbench.train.checkpoint import load_initial
 
 D, LABELS = 32, 2
