@@ -11,6 +11,7 @@ same way and differs in its fields:
 | seq2seq | AutoModelForSeq2SeqLM | template (or one text field), target_field, max_new_tokens | exact_match, rouge1, rouge2, rougel |
 | image_classification | AutoModelForImageClassification | image_field, label_field, label_names | accuracy, f1, matthews_correlation |
 | audio_classification | AutoModelForAudioClassification | audio_field, label_field, label_names | accuracy, f1, matthews_correlation |
+| token_classification | AutoModelForTokenClassification | text_fields (the token-list column), label_field (tags), label_names | entity_f1, entity_precision, entity_recall, token_accuracy |
 
 Checks: `kind_problems` (values, before the run), `check_task_file` (unknown fields, before Hydra
 composes); a template naming a column the data lacks fails when the data loads (tasks/spec.py).
@@ -34,11 +35,16 @@ class Kind:
     auto_class: str  # the transformers Auto class the model is built with
     metrics: tuple[str, ...]  # the metrics that apply
     fields: tuple[str, ...]  # the kind-specific task fields it reads
+    new_head: bool = False  # the head is built for the task's labels (num_labels), not taken from the checkpoint
+    # model.pooling: "applies" (a head on one vector per sequence), "ignored" (a head on every token: the
+    # model file's choice has no meaning there) or "refused" (a kind whose model has no such head)
+    pooling: str = "refused"
 
 
 KINDS = {
     "classification": Kind("AutoModelForSequenceClassification",
-                           ("accuracy", "f1", "matthews_correlation", "pearson", "spearmanr"), ("text_fields",)),
+                           ("accuracy", "f1", "matthews_correlation", "pearson", "spearmanr"), ("text_fields",),
+                           pooling="applies"),
     "generation": Kind("AutoModelForCausalLM", TEXT_METRICS,
                        ("template", "text_fields", "target_field", "extract", "stop", "max_new_tokens")),
     "multiple_choice": Kind("AutoModelForCausalLM", ("accuracy", "accuracy_norm"),
@@ -46,9 +52,12 @@ KINDS = {
     "seq2seq": Kind("AutoModelForSeq2SeqLM", TEXT_METRICS,
                     ("template", "text_fields", "target_field", "extract", "stop", "max_new_tokens")),
     "image_classification": Kind("AutoModelForImageClassification", ("accuracy", "f1", "matthews_correlation"),
-                                 ("image_field",)),
+                                 ("image_field",), new_head=True),
     "audio_classification": Kind("AutoModelForAudioClassification", ("accuracy", "f1", "matthews_correlation"),
-                                 ("audio_field",)),
+                                 ("audio_field",), new_head=True),
+    "token_classification": Kind("AutoModelForTokenClassification",
+                                 ("entity_f1", "entity_precision", "entity_recall", "token_accuracy"),
+                                 ("text_fields",), new_head=True, pooling="ignored"),
 }
 # Kind-specific fields with a non-null default: only flagged as misplaced when changed from it.
 _DEFAULTS = {"text_fields": [], "stop": [], "max_new_tokens": 32, "image_field": "image", "audio_field": "audio"}
@@ -87,7 +96,8 @@ def kind_problems(task) -> list[str]:
             problems.append(f"task '{name}' (multiple_choice): set exactly one of choices_field (a column of "
                             f"lists), choice_fields (one column per choice) or choices (fixed); got "
                             f"{', '.join(given) or 'none'}.")
-    if task.kind in ("image_classification", "audio_classification") and (not task.label_names
+    problems += _span_problems(task)
+    if task.kind in ("image_classification", "audio_classification", "token_classification") and (not task.label_names
                                                                           or len(task.label_names) < 2):
         problems.append(f"task '{name}' ({task.kind}): task.label_names must list the >= 2 classes.")
     if task.extract is not None and task.extract not in EXTRACT:
@@ -96,6 +106,15 @@ def kind_problems(task) -> list[str]:
     if task.max_new_tokens < 1:
         problems.append(f"task.max_new_tokens={task.max_new_tokens}: must be >= 1.")
     return problems
+
+
+def _span_problems(task) -> list[str]:
+    """Token classification: one column of token lists."""
+    fields = list(task.text_fields)
+    if task.kind == "token_classification" and len(fields) > 1:
+        return [f"task '{task.name}' (token_classification): task.text_fields names the one column of token "
+                f"lists; got {fields}. Set task.text_fields=[tokens]."]
+    return []
 
 
 def _value(node):

@@ -65,7 +65,7 @@ class TaskConfig:
     max_eval_samples: Optional[int] = None
     sample_seed: Optional[int] = None  # the seed of the max_*_samples subsets; null: the run's seed
     # Task kinds beyond classification (peftbench/config/kinds.py documents each field).
-    kind: str = "classification"  # classification | generation | multiple_choice | seq2seq | image_ / audio_classification
+    kind: str = "classification"  # classification | generation | multiple_choice | seq2seq | image_ / audio_ / token_classification
     version: Optional[str] = None  # the task definition's version, recorded in every run file
     data_files: Dict[str, str] = field(default_factory=dict)  # split -> file (in data_dir, or a path)
     template: Optional[str] = None  # prompt, e.g. "Question: {question}\nAnswer:" ({column} placeholders)

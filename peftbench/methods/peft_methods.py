@@ -158,12 +158,12 @@ def build(model, knobs: dict, family: str, class_name: str):
 
 
 PROMPT_LEARNING = {"PromptTuningConfig", "PrefixTuningConfig", "PromptEncoderConfig"}
-PEFT_HEADS = {"classifier", "score"}  # the head modules peft's SEQ_CLS models train and save themselves
+PEFT_HEADS = {"classifier", "score"}  # the head modules peft's SEQ_CLS (and TOKEN_CLS) models train and save themselves
 
 
 def task_type_of(model) -> str | None:
     """peft's task type for the model's class: CAUSAL_LM (GPT-2, Llama, ...), SEQ_2_SEQ_LM (T5, ...),
-    SEQ_CLS (sequence classification); None for image and audio classifiers, which peft has no task type for."""
+    SEQ_CLS (sequence classification), TOKEN_CLS (token classification); None for image and audio classifiers, which peft has no task type for."""
     from transformers.models.auto import modeling_auto as auto
 
     def classes(mapping) -> set[str]:
@@ -174,6 +174,8 @@ def task_type_of(model) -> str | None:
         return "CAUSAL_LM"
     if name in classes(auto.MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES):
         return "SEQ_2_SEQ_LM"
+    if name in classes(auto.MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING_NAMES):
+        return "TOKEN_CLS"
     if name in classes(auto.MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES) | classes(
             auto.MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES):
         return None

@@ -15,12 +15,12 @@ def load_kind_model(model_cfg, num_labels: int, weights: bool, kind: str, load_k
 
     auto_name = KINDS[kind].auto_class
     auto = getattr(transformers, auto_name)
-    new_head = kind in ("image_classification", "audio_classification")
+    new_head = KINDS[kind].new_head
     extra = {"num_labels": num_labels} if new_head else {}
     try:
         if not weights or not model_cfg.name_or_path:
             return auto.from_config(model_config(model_cfg, **extra))
-        if new_head:  # an ImageNet (AudioSet) head of 1000 (527) classes is replaced by the task's
+        if new_head:  # an ImageNet (AudioSet, CoNLL) head of 1000 (527, 9) classes is replaced by the task's
             extra["ignore_mismatched_sizes"] = True
         return from_pretrained(auto, resolve_path(model_cfg.name_or_path), model_cfg.name, **extra,
                                **(load_kwargs or {}))
@@ -33,6 +33,7 @@ def load_kind_model(model_cfg, num_labels: int, weights: bool, kind: str, load_k
                 "AutoModelForImageClassification": "an image model (model=tiny-vit, or a ViT checkpoint)",
                 "AutoModelForAudioClassification": "an audio model (model=tiny-ast, or an Audio Spectrogram "
                                                    "Transformer checkpoint)"}
+        fits["AutoModelForTokenClassification"] = "an encoder (model=tiny, minilm, or a BERT/RoBERTa checkpoint)"
         raise UserError(f"model '{model_cfg.name}' cannot be built as {auto_name}, which task kind '{kind}' "
                         f"needs. Use {fits[auto_name]}.") from exc
 

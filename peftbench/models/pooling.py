@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..config import POOLINGS
+from ..config import KINDS, POOLINGS
 from ..errors import UserError
 
 # Why model.pooling is refused on other families: what their classification head already does.
@@ -80,7 +80,9 @@ def apply_pooling(model, pooling: str, family: str, kind: str, name: str):
         return model
     if pooling not in POOLINGS:
         raise UserError(f"model.pooling='{pooling}': must be one of {', '.join(POOLINGS)}.")
-    if kind != "classification":
+    if KINDS[kind].pooling == "ignored":  # a head on every token reads no pooled vector: nothing to change
+        return model
+    if KINDS[kind].pooling == "refused":
         raise UserError(f"model.pooling={pooling}: applies to sequence classifiers, not to task kind '{kind}'. "
                         "Leave model.pooling=default.")
     bert = getattr(model, getattr(model, "base_model_prefix", ""), None)

@@ -12,10 +12,11 @@ from omegaconf import DictConfig
 
 from ..config import eval_splits
 from ..errors import UserError
+from .formats import CONLL_SUFFIXES, SPAN_KINDS, read_conll, span_frame
 from .spec import floats, label_ids, normalise, read_data_files, require_columns
 from .synthetic import GENERATORS
 
-EXTENSIONS = (".tsv", ".csv", ".json", ".jsonl")
+EXTENSIONS = (".tsv", ".csv", ".json", ".jsonl", *CONLL_SUFFIXES)
 
 
 @dataclass
@@ -136,6 +137,8 @@ def _read_file(task: DictConfig, path: Path) -> pd.DataFrame:
                              dtype=str, keep_default_na=False, on_bad_lines="error")
         elif path.suffix == ".csv":
             df = pd.read_csv(path, dtype=str, keep_default_na=False)
+        elif path.suffix in CONLL_SUFFIXES:  # tasks/formats.py: token-per-line files
+            df = read_conll(path, *(list(task.text_fields) or ["tokens"])[:1], task.label_field)
         else:
             df = pd.read_json(path, lines=path.suffix == ".jsonl", dtype=False)
     except UnicodeDecodeError as exc:
@@ -182,6 +185,8 @@ def _normalise(task: DictConfig, df: pd.DataFrame, origin: str) -> pd.DataFrame:
     first_line = df.attrs.get("first_line")
     aliases = {a: f for a, f in task.column_aliases.items() if a in df.columns and f not in df.columns}
     df = df.rename(columns=aliases)
+    if task.kind in SPAN_KINDS:  # token lists and tags, questions and answer spans (tasks/formats.py)
+        return span_frame(task, df, origin)
     if task.kind != "classification":  # prompts, targets, choices, images (tasks/spec.py)
         return normalise(task, df, origin)
     fields = list(task.text_fields)

@@ -15,6 +15,7 @@ its file here, its entry in config/kinds.py (fields and metrics) and its tests.
 | seq2seq | encoder: prompt; decoder labels: target + eos | greedy decoding, exact match / ROUGE |
 | image_classification | pixel values from the image processor, cross-entropy | argmax of the logits: accuracy |
 | audio_classification | input features (AST: log-mel frames) from the feature extractor, cross-entropy | argmax of the logits: accuracy |
+| token_classification | token lists, each word's tag on its first subword (others -100) | argmax per first subword, entity-level F1 (seqeval) |
 """
 
 from __future__ import annotations
