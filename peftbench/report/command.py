@@ -22,7 +22,7 @@ from ..runfile import FILE_NAME, RERUN_DIR, unfinished_reason
 from .bestof import best_of, mixed_note
 from .build import METRIC_CHOICES, compare_table, cost_table, scores_table
 from .options import Parser, check_options
-from .runs import AGGREGATES, ROW_KEYS, load_runs, select
+from .runs import AGGREGATES, ROW_KEYS, load_runs, select, where
 from .tables import FORMATS, RENDERERS, Table
 
 
@@ -56,6 +56,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--tasks", help="comma-separated task names or globs, e.g. 'glue/*'")
     p.add_argument("--methods", help="comma-separated method names or globs")
     p.add_argument("--models", help="comma-separated model names or globs")
+    p.add_argument("--where", help="keep runs whose config matches: 'model.pooling=cls,train.lr=1e-*' (values or "
+                                   "globs; keys as in the run file's config)")
     p.add_argument("--rows", help="row keys: model, method or config.<key> (default: method, or model,method "
                                   "when several models are present)")
     p.add_argument("--metrics", default="score", help="score (the metrics of the task's benchmark score, default), "
@@ -114,8 +116,8 @@ def main(argv: list[str]) -> int:
                         "--plots and --table.")
     sets = [load_runs([p]) for p in args.compare] if args.compare else [load_runs(args.paths or ["results"])]
     problems = [line for _, probs in sets for line in probs]
-    sets = [select(select(select(runs, "task", args.tasks), "method", args.methods), "model", args.models)
-            for runs, _ in sets]
+    sets = [where(select(select(select(runs, "task", args.tasks), "method", args.methods), "model", args.models),
+                  args.where) for runs, _ in sets]
     runs = [r for s in sets for r in s]
     if not runs and not problems:
         raise UserError(f"no run files (run.json) under {', '.join(args.compare or args.paths or ['results'])}. "
