@@ -55,7 +55,7 @@ def test_unknown_field_in_a_task_file_is_named_with_the_closest_and_the_valid_on
 def test_unknown_kind_lists_the_kinds():
     [message] = problems("task=gsm8k", "task.kind=generaton")
     assert message == ("Unknown task kind 'generaton'. Did you mean 'generation'? Available: audio_classification, "
-                       "classification, generation, image_classification, multiple_choice, seq2seq. Set task.kind to one of them.")
+                       "classification, generation, image_classification, multiple_choice, seq2seq, token_classification. Set task.kind to one of them.")
 
 
 def test_metric_of_another_kind_and_misplaced_fields_are_refused():
