@@ -76,7 +76,7 @@ glue-report: $(STAMP)  ## the MiniLM GLUE tables, plots and page from GLUE_DOCS/
 # CoLA/, STS-B/, SST-2/, each with train.tsv and dev.tsv). No default: see README "Getting the data".
 GLUE_DATA   ?=
 glue-data:
-	@test -n '$(GLUE_DATA)' || { echo "GLUE_DATA is not set: make $(MAKECMDGOALS) GLUE_DATA=DIR, DIR a folder laid out as GLUE distributes it (RTE/, MRPC/, CoLA/, STS-B/, SST-2/; README \"Getting the data\")" >&2; exit 2; }
+	@test -n '$(GLUE_DATA)' || { echo "GLUE_DATA is not set: make $(MAKECMDGOALS) GLUE_DATA=DIR, DIR a folder laid out as GLUE distributes it (RTE/, MRPC/, CoLA/, STS-B/, SST-2/; peftbench data glue DIR writes one; README \"Getting the data\")" >&2; exit 2; }
 	@test -d '$(GLUE_DATA)' || { echo "GLUE_DATA=$(GLUE_DATA): no such folder (README \"Getting the data\")" >&2; exit 2; }
 GLUE2_OUT   ?= results/glue-minilm-v2
 GLUE2_DOCS  ?= docs/results/glue-minilm-v2

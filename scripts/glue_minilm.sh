@@ -9,7 +9,7 @@
 set -euo pipefail
 lrs=${1:-default}
 data=${GLUE_DATA:-}
-[ -n "$data" ] || { echo "GLUE_DATA is not set: GLUE_DATA=DIR $0, DIR a folder laid out as GLUE distributes it (RTE/, MRPC/, CoLA/, STS-B/, SST-2/; README \"Getting the data\")" >&2; exit 2; }
+[ -n "$data" ] || { echo "GLUE_DATA is not set: GLUE_DATA=DIR $0, DIR a folder laid out as GLUE distributes it (RTE/, MRPC/, CoLA/, STS-B/, SST-2/; peftbench data glue DIR writes one; README \"Getting the data\")" >&2; exit 2; }
 out=${GLUE_OUT:-results/glue-minilm}
 peftbench=${PEFTBENCH:-.venv/bin/peftbench}
 # method: recommended rate (peftbench/conf/method/<name>.yaml default_lr), 3x, 10x
