@@ -17,7 +17,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "peftbench"
 # Lowest first. `peftbench` itself holds only __version__.
 LAYERS = ("peftbench", "errors", "runfile", "plugins", "config", "metrics", "tasks", "models", "methods", "train",
-          "pipeline", "run", "cli")
+          "pipeline", "run", "cli", "api")
 APART = {"report": ("peftbench", "errors", "runfile", "report"),
          "results": ("peftbench", "errors", "runfile", "report", "results")}  # the DataFrame API over report's reader
 
