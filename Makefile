@@ -81,19 +81,22 @@ glue-data:
 GLUE2_OUT   ?= results/glue-minilm-v2
 GLUE2_DOCS  ?= docs/results/glue-minilm-v2
 GLUE2_ARGS  ?=
-GLUE2_COLUMNS := glue/mrpc:accuracy=MRPC acc,glue/mrpc:f1=MRPC F1,glue/cola:matthews_correlation=CoLA MCC,glue/rte=RTE,glue/stsb:pearson=STS-B P,glue/stsb:spearmanr=STS-B S,params,params_pct
+GLUE2_COLUMNS := glue/sst2=SST-2,glue/mrpc:accuracy=MRPC acc,glue/mrpc:f1=MRPC F1,glue/cola:matthews_correlation=CoLA MCC,glue/rte=RTE,glue/stsb:pearson=STS-B P,glue/stsb:spearmanr=STS-B S,params,params_pct
 GLUE2_HEAD    := glue/sst2=SST-2,glue/stsb:pearson=STS-B P
 GLUE2_PILOT   := glue/cola:matthews_correlation=CoLA MCC,glue/rte=RTE
+GLUE2_PARITY  := glue/sst2=SST-2,glue/stsb:pearson=STS-B P,glue/stsb:spearmanr=STS-B S
+GLUE2_PARITY_ROWS := method,config.hardware.name,config.hardware.mixed_precision,config.train.group_by_length
 glue-v2: glue-data $(STAMP)  ## the MiniLM GLUE v2 protocol (scripts/glue_v2.py: head stage, rate pilot, grid; resumable; bf16: a GPU or a bf16 CPU), then its tables under GLUE2_OUT/export; one GPU: GLUE2_ARGS='--hardware gpu --jobs 14 --mps'
 	@rc=0; $(BIN)/python scripts/glue_v2.py --data $(GLUE_DATA) --out $(GLUE2_OUT) --peftbench '$(abspath $(BIN))/peftbench' $(GLUE2_ARGS) || rc=$$?; \
 	$(BIN)/python scripts/glue_v2.py --out $(GLUE2_OUT) --export $(GLUE2_OUT)/export && \
 	$(MAKE) glue-v2-report GLUE2_DOCS=$(GLUE2_OUT)/export; exit $$rc
 
-glue-v2-report: $(STAMP)  ## the v2 tables (scores, head stage, pilot) from GLUE2_DOCS (default: regenerate docs/results/glue-minilm-v2)
+glue-v2-report: $(STAMP)  ## the v2 tables (scores, head stage, pilot, parity) from GLUE2_DOCS (default: regenerate docs/results/glue-minilm-v2)
 	cd $(GLUE2_DOCS) && $(abspath $(BIN))/peftbench report runs --columns '$(GLUE2_COLUMNS)' -o scores.md
 	cd $(GLUE2_DOCS) && $(abspath $(BIN))/peftbench report runs --columns '$(GLUE2_COLUMNS)' --format latex -o scores.tex
 	cd $(GLUE2_DOCS) && $(abspath $(BIN))/peftbench report head/runs --rows method,config.model.pooling --columns '$(GLUE2_HEAD)' -o head.md
 	cd $(GLUE2_DOCS) && $(abspath $(BIN))/peftbench report pilot/runs runs --rows method,config.train.lr --tasks glue/cola,glue/rte --seeds 1 --columns '$(GLUE2_PILOT)' -o pilot.md
+	cd $(GLUE2_DOCS) && $(abspath $(BIN))/peftbench report head/runs parity/runs --methods lora --where model.pooling=cls --rows $(GLUE2_PARITY_ROWS) --columns '$(GLUE2_PARITY)' -o parity.md
 
 clean:  ## remove the venv and caches (keeps results/)
 	rm -rf $(VENV) .pytest_cache build dist *.egg-info

@@ -23,7 +23,7 @@ from ..runfile import FILE_NAME, RERUN_DIR, unfinished_reason
 from .bestof import best_of, mixed_note
 from .build import METRIC_CHOICES, compare_table, cost_table, scores_table
 from .options import Parser, check_options
-from .runs import AGGREGATES, ROW_KEYS, load_runs, select
+from .runs import AGGREGATES, ROW_KEYS, load_runs, select, where
 from .tables import FORMATS, RENDERERS, Table
 
 
@@ -57,6 +57,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--tasks", help="comma-separated task names or globs, e.g. 'glue/*'")
     p.add_argument("--methods", help="comma-separated method names or globs")
     p.add_argument("--models", help="comma-separated model names or globs")
+    p.add_argument("--where", help="keep runs whose config matches: 'model.pooling=cls,train.lr=1e-*' (values or "
+                                   "globs; keys as in the run file's config)")
     p.add_argument("--rows", help="row keys: model, method or config.<key> (default: method, or model,method "
                                   "when several models are present)")
     p.add_argument("--metrics", default="score", help="score (the metrics of the task's benchmark score, default), "
@@ -126,15 +128,17 @@ def check_args(args: argparse.Namespace) -> None:
 
 
 def filtered(runs: list[dict], args: argparse.Namespace) -> list[dict]:
-    return select(select(select(runs, "task", args.tasks), "method", args.methods), "model", args.models)
+    """--tasks, --methods, --models, --where."""
+    return where(select(select(select(runs, "task", args.tasks), "method", args.methods), "model", args.models),
+                 args.where)
 
 
-def render(sets: list[list[dict]], problems: list[str], args: argparse.Namespace, where: str = "") -> Rendered:
+def render(sets: list[list[dict]], problems: list[str], args: argparse.Namespace, origin: str = "") -> Rendered:
     """The report of these run records (one set, or two with --compare), as `peftbench report` prints it
-    and `peftbench.results.table` returns it; `where` names the runs' origin in the no-runs error."""
+    and `peftbench.results.table` returns it; `origin` names where the runs came from in the no-runs error."""
     runs = [r for s in sets for r in s]
     if not runs and not problems:
-        raise UserError(f"no run files (run.json) under {where or 'results'}. Make some with `peftbench run`.")
+        raise UserError(f"no run files (run.json) under {origin or 'results'}. Make some with `peftbench run`.")
     ok = [r for r in runs if r.get("status") == "ok"]
     keys = [k.strip() for k in args.rows.split(",")] if args.rows else \
         ["model", "method"] if len({r["model"] for r in ok}) > 1 else ["method"]

@@ -80,6 +80,22 @@ def select(runs: list[dict], field: str, patterns: str | None) -> list[dict]:
     return [r for r in runs if any(fnmatch.fnmatchcase(str(r.get(field)), p) for p in wanted)]
 
 
+def where(runs: list[dict], conditions: str | None) -> list[dict]:
+    """Keep runs whose config values match every `config.<key>=<value or glob>` (comma-separated); a key no
+    run has, or a value none of them has, is an error that lists what the runs hold."""
+    for condition in [c.strip() for c in (conditions or "").split(",") if c.strip()]:
+        key, sep, pattern = condition.partition("=")
+        key = key.strip() if key.strip().startswith("config.") else f"config.{key.strip()}"
+        if not sep:
+            raise UserError(f"--where {condition!r}: write KEY=VALUE, e.g. --where model.pooling=cls.")
+        available = sorted({str(row_value(r, key)) for r in runs})
+        if not fnmatch.filter(available, pattern.strip()):
+            raise unknown_name(f"value of {key}", pattern.strip(), available,
+                               hint="Values or globs: --where 'train.lr=1e-*'. (None: the runs lack the key.)")
+        runs = [r for r in runs if fnmatch.fnmatchcase(str(row_value(r, key)), pattern.strip())]
+    return runs
+
+
 def row_value(run: dict, key: str):
     if not key.startswith("config."):
         return run.get(key)

@@ -25,6 +25,8 @@ def _var(name: str) -> str:
     ("head.md", ["head/runs", "--rows", "method,config.model.pooling", "--columns", _var("GLUE2_HEAD")]),
     ("pilot.md", ["pilot/runs", "runs", "--rows", "method,config.train.lr", "--tasks", "glue/cola,glue/rte",
                   "--seeds", "1", "--columns", _var("GLUE2_PILOT")]),
+    ("parity.md", ["head/runs", "parity/runs", "--methods", "lora", "--where", "model.pooling=cls", "--rows",
+                   _var("GLUE2_PARITY_ROWS"), "--columns", _var("GLUE2_PARITY")]),
 ])
 def test_committed_v2_tables_are_what_the_report_makes_of_the_committed_runs(name, args, tmp_path, monkeypatch):
     monkeypatch.chdir(DOCS)

@@ -95,6 +95,20 @@ def test_rows_by_model_and_config_key(tmp_path, capsys):
     assert "| lora / lora | 75.0 ± 21.2 (n=2) |" in out
 
 
+def test_where_keeps_runs_by_config_value(tmp_path, capsys):
+    fake_run(tmp_path, "lora", "demo", 1, {"accuracy": .9}, config={"model": {"pooling": "cls"}})
+    fake_run(tmp_path, "lora", "demo", 2, {"accuracy": .5}, config={"model": {"pooling": "mean"}})
+    fake_run(tmp_path, "lora", "demo", 3, {"accuracy": .7}, config={"model": {"pooling": "cls"}})
+    out = report(capsys, str(tmp_path), "--columns", "demo", "--where", "model.pooling=cls")
+    assert "| lora | 80.0 ± 14.1 (n=2) |" in out
+    out = report(capsys, str(tmp_path), "--columns", "demo", "--where", "config.model.pooling=m*")
+    assert "| lora | 50.0 (n=1) |" in out
+    assert main(["report", str(tmp_path), "--where", "model.pooling=pooler"]) == 2
+    assert "Unknown value of config.model.pooling 'pooler'" in capsys.readouterr().err
+    assert main(["report", str(tmp_path), "--where", "model.pooling"]) == 2
+    assert "write KEY=VALUE" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("args, message", [
     (["--format", "docx"], "Unknown format 'docx'. Available: csv, html, latex, md."),
     (["--columns", "glue/rtx"], "Unknown column 'glue/rtx'. Did you mean 'glue/rte'? Available: avg, glue/mnli, glue/mnli:accuracy,"),
