@@ -17,9 +17,10 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "peftbench"
 # Lowest first. `peftbench` itself holds only __version__.
 LAYERS = ("peftbench", "errors", "runfile", "plugins", "config", "metrics", "tasks", "models", "methods", "train",
-          "pipeline", "run", "cli", "api")
+          "pipeline", "run", "cli")
 APART = {"report": ("peftbench", "errors", "runfile", "report"),
-         "results": ("peftbench", "errors", "runfile", "report", "results")}  # the DataFrame API over report's reader
+         "results": ("peftbench", "errors", "runfile", "report", "results"),  # the DataFrame API over report's reader
+         "api": (*LAYERS, "report", "results", "api")}  # the Python API: the CLI's run, results' load and table
 
 
 def module_name(path: Path) -> str:
