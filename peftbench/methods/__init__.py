@@ -10,7 +10,8 @@ Installed plugin packages add theirs through the `peftbench.methods` entry point
 """
 
 from . import (adapter, binary_adapter, bitfit, compacter, full, head, hydra, lofit, lst, mos,  # noqa: F401
-               parallel_adapter, peft_methods, prefix, sparse_ft, ssf, svfit, vpt, vqt)  # each registers
+               parallel_adapter, peft_methods, prefix, pst, sparse_ft, ssf, svfit, triadaptlora, vpt,  # each registers
+               vqt)
 from .base import METHODS, Method
 
 

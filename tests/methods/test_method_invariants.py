@@ -20,6 +20,8 @@ TINY_KNOBS = {
     "waveft": ["method.n_frequency=100"], "boft": ["method.boft_block_size=8"],
     "adalora": ["method.total_step=30", "method.tinit=5", "method.tfinal=5"], "shira": ["method.r=4"],
     "lofit": ["method.top_k=2", "method.select_steps=10"],  # stage 2 (bias offsets) from step 10 of 30
+    "pst": ["method.total_step=30"],  # the sparsity rises within the 30 steps of train_steps
+    "triadaptlora": ["method.total_step=30", "method.interval=5"],  # ranks grow within the 30 steps
 }
 # Variants of one method that behave differently (mask rules of sparse_ft): tested as "<method>/<variant>".
 VARIANTS = {"sparse_ft/pafi": ["method.mask=pafi", "method.density=0.05"],
