@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 
-.PHONY: help install lock demo test bench report glue glue-report glue-v2 glue-v2-report clean
+.PHONY: help install lock demo test bench report glue-data glue glue-report glue-v2 glue-v2-report clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -60,8 +60,8 @@ GLUE_LRS  ?= default
 GLUE_DOCS ?= docs/results/glue-minilm
 GLUE_COST ?= cost-runs
 GLUE_COLUMNS := glue/sst2=SST-2,glue/mrpc:accuracy=MRPC acc,glue/mrpc:f1=MRPC F1,glue/cola:matthews_correlation=CoLA MCC,glue/rte=RTE,glue/stsb:pearson=STS-B P,glue/stsb:spearmanr=STS-B S,avg,params,params_pct
-glue: $(STAMP)  ## MiniLM x 13 methods x RTE, MRPC, STS-B, CoLA, SST-2 x 3 seeds on ../shared/data/glue (~7 h on 2 cores, resumable; GLUE_LRS=sweep: 3 rates each)
-	@rc=0; GLUE_OUT=$(GLUE_OUT) PEFTBENCH=$(BIN)/peftbench scripts/glue_minilm.sh $(GLUE_LRS) || rc=$$?; \
+glue: glue-data $(STAMP)  ## MiniLM x 13 methods x RTE, MRPC, STS-B, CoLA, SST-2 x 3 seeds on GLUE_DATA (~7 h on 2 cores, resumable; GLUE_LRS=sweep: 3 rates each)
+	@rc=0; GLUE_DATA='$(GLUE_DATA)' GLUE_OUT=$(GLUE_OUT) PEFTBENCH=$(BIN)/peftbench scripts/glue_minilm.sh $(GLUE_LRS) || rc=$$?; \
 	$(MAKE) glue-report GLUE_DOCS=$(GLUE_OUT) GLUE_COST=runs; exit $$rc
 
 # Run in GLUE_DOCS, so that the tables name run files relative to it (tests/report/test_glue_table.py regenerates them).
@@ -72,7 +72,12 @@ glue-report: $(STAMP)  ## the MiniLM GLUE tables, plots and page from GLUE_DOCS/
 	cd $(GLUE_DOCS) && $(abspath $(BIN))/peftbench report runs --best-of train.lr --format html -o page.html
 	cd $(GLUE_DOCS) && $(abspath $(BIN))/peftbench report $(GLUE_COST) --table cost --tasks glue/sst2 -o cost.md
 
-GLUE_DATA   ?= ../shared/data/glue
+# The GLUE files `make glue` and `make glue-v2` read: a folder laid out as GLUE distributes it (RTE/, MRPC/,
+# CoLA/, STS-B/, SST-2/, each with train.tsv and dev.tsv). No default: see README "Getting the data".
+GLUE_DATA   ?=
+glue-data:
+	@test -n '$(GLUE_DATA)' || { echo "GLUE_DATA is not set: make $(MAKECMDGOALS) GLUE_DATA=DIR, DIR a folder laid out as GLUE distributes it (RTE/, MRPC/, CoLA/, STS-B/, SST-2/; peftbench data glue DIR writes one; README \"Getting the data\")" >&2; exit 2; }
+	@test -d '$(GLUE_DATA)' || { echo "GLUE_DATA=$(GLUE_DATA): no such folder (README \"Getting the data\")" >&2; exit 2; }
 GLUE2_OUT   ?= results/glue-minilm-v2
 GLUE2_DOCS  ?= docs/results/glue-minilm-v2
 GLUE2_ARGS  ?=
@@ -81,7 +86,7 @@ GLUE2_HEAD    := glue/sst2=SST-2,glue/stsb:pearson=STS-B P
 GLUE2_PILOT   := glue/cola:matthews_correlation=CoLA MCC,glue/rte=RTE
 GLUE2_PARITY  := glue/sst2=SST-2,glue/stsb:pearson=STS-B P,glue/stsb:spearmanr=STS-B S
 GLUE2_PARITY_ROWS := method,config.hardware.name,config.hardware.mixed_precision,config.train.group_by_length
-glue-v2: $(STAMP)  ## the MiniLM GLUE v2 protocol (scripts/glue_v2.py: head stage, rate pilot, grid; resumable; bf16: a GPU or a bf16 CPU), then its tables under GLUE2_OUT/export; one GPU: GLUE2_ARGS='--hardware gpu --jobs 14 --mps'
+glue-v2: glue-data $(STAMP)  ## the MiniLM GLUE v2 protocol (scripts/glue_v2.py: head stage, rate pilot, grid; resumable; bf16: a GPU or a bf16 CPU), then its tables under GLUE2_OUT/export; one GPU: GLUE2_ARGS='--hardware gpu --jobs 14 --mps'
 	@rc=0; $(BIN)/python scripts/glue_v2.py --data $(GLUE_DATA) --out $(GLUE2_OUT) --peftbench '$(abspath $(BIN))/peftbench' $(GLUE2_ARGS) || rc=$$?; \
 	$(BIN)/python scripts/glue_v2.py --out $(GLUE2_OUT) --export $(GLUE2_OUT)/export && \
 	$(MAKE) glue-v2-report GLUE2_DOCS=$(GLUE2_OUT)/export; exit $$rc

@@ -27,11 +27,13 @@ commands:
            mean ± std over seeds, GLUE-style avg, params, memory, throughput; failed runs listed.
            `--format md|latex|csv|html`, `--table cost` (vs `full`), `--compare A B`, `--plots DIR`,
            filters `--tasks/--methods/--models`; `peftbench report --help` lists every option
+  data     download a benchmark's files into the layout `data_root` reads (needs a network):
+           `peftbench data glue DIR [--tasks rte,mrpc] [--source hub|glue]`, then `data_root=DIR`
 
 Run files land in results/runs/<model>_<method>_<task>_s<seed>[_<overrides>]/run.json; README.md
 documents their schema.
 """
-COMMANDS = ("run", "params", "report")
+COMMANDS = ("run", "params", "report", "data")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
             from .report.command import main as report_main
 
             return report_main(rest)
+        if command == "data":
+            from .tasks.download import main as data_main
+
+            return data_main(rest)
         raise unknown_name("command", command, COMMANDS, hint="See `peftbench --help`.")
     except UserError as exc:
         print(f"peftbench: error: {exc}", file=sys.stderr)

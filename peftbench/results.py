@@ -22,11 +22,21 @@ file it cannot read is left out and named in `runs.attrs["problems"]`. Columns, 
 | `config_hash`, `run_dir`, `started_at`, `finished_at`, `peftbench`, `git_commit` | identity and provenance |
 | `config.<dotted key>` | the resolved config, flattened (`config.method.r`, `config.train.lr`); lists as tuples |
 
+`table(frame, kind="scores", ...)` builds any table `peftbench report` prints from such a frame (or rows
+of it): the rows pick the run files, and the report's own code reads them and makes the table, so the
+text is the CLI's (`peftbench report` calls the same `report.command.render`).
+
+    lora = runs[runs.method.isin(["lora", "full"])]
+    print(results.table(lora))                                   # = peftbench report (those runs)
+    print(results.table(runs, kind="cost", format="csv"))        # = peftbench report --table cost --format csv
+    print(results.table(runs, best_of="train.lr", decimals=2))   # any report option, as a keyword
+
 pandas is imported when `load` runs, so importing this module stays cheap.
 """
 
 from __future__ import annotations
 
+from .errors import UserError
 from .report.runs import load_runs, task_score
 
 FIGURES = ("params", "memory", "throughput", "timing")  # run-file sections whose scalars become columns
@@ -74,3 +84,33 @@ def load(*paths):
     frame = pd.DataFrame(rows, columns=list(dict.fromkeys([*FIRST, *(k for r in rows for k in r)])))
     frame.attrs["problems"] = problems
     return frame
+
+
+CLI_ONLY = ("paths", "output", "plots", "compare")  # report options about files, not about the table
+
+
+def table(frame, kind: str = "scores", format: str = "md", **options) -> str:
+    """The report table of the frame's runs, as `peftbench report --table KIND --format FORMAT` prints it
+    for the same run files. `options` are the report's other options as keywords (`best_of="train.lr"`,
+    `rows="method,config.method.r"`, `decimals=2`, `ci=True`, `tasks="glue/*"`, ...;
+    `peftbench report --help` lists them)."""
+    from .report.command import check_args, filtered, parse_args, render
+
+    refused = [k for k in options if k in CLI_ONLY]
+    if refused:
+        raise UserError(f"table(): {', '.join(refused)} are the command line's (files to read or write); pick "
+                        "the runs as rows of the frame and write the returned text yourself.")
+    if "path" not in getattr(frame, "columns", ()):
+        raise UserError("table(): give a DataFrame from peftbench.results.load (or rows of one): it needs the "
+                        "`path` column.")
+    argv = ["--table", kind, "--format", format]
+    for key, value in options.items():
+        flag = "--" + key.replace("_", "-")
+        if value is True:
+            argv.append(flag)
+        elif value not in (None, False):
+            argv += [flag, ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)]
+    args = parse_args(argv)
+    check_args(args)
+    runs, problems = load_runs(list(dict.fromkeys(frame["path"]))) if len(frame) else ([], [])
+    return render([filtered(runs, args)], [*frame.attrs.get("problems", []), *problems], args, "the frame").text

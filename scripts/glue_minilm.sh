@@ -4,11 +4,12 @@
 #   scripts/glue_minilm.sh [default|sweep]
 #     default  13 methods x 5 tasks x 3 seeds at each method's recommended rate: 195 runs
 #     sweep    the same at 1x, 3x and 10x that rate (585 runs; the committed table, docs/results/glue-minilm)
-# Environment: GLUE_DATA (default ../shared/data/glue), GLUE_OUT (results/glue-minilm), PEFTBENCH (.venv/bin/peftbench),
+# Environment: GLUE_DATA (required: a folder laid out as GLUE distributes it), GLUE_OUT (results/glue-minilm), PEFTBENCH (.venv/bin/peftbench),
 # and any extra overrides in GLUE_ARGS (e.g. "hardware=cpu").
 set -euo pipefail
 lrs=${1:-default}
-data=${GLUE_DATA:-../shared/data/glue}
+data=${GLUE_DATA:-}
+[ -n "$data" ] || { echo "GLUE_DATA is not set: GLUE_DATA=DIR $0, DIR a folder laid out as GLUE distributes it (RTE/, MRPC/, CoLA/, STS-B/, SST-2/; peftbench data glue DIR writes one; README \"Getting the data\")" >&2; exit 2; }
 out=${GLUE_OUT:-results/glue-minilm}
 peftbench=${PEFTBENCH:-.venv/bin/peftbench}
 # method: recommended rate (peftbench/conf/method/<name>.yaml default_lr), 3x, 10x

@@ -5,7 +5,8 @@ it, when the README no longer has that line (tests/test_readme.py checks this to
 anything). Each runs in bash in the repository root after `source .venv/bin/activate`, as the README
 says to, and must exit 0. Chosen: every command that runs offline in seconds to a minute on 2 cores;
 the README's hub, GPU, SLURM and hours-long commands are left out. Files a command makes outside
-results/ are removed afterwards.
+results/ are removed afterwards. Then every ```python block that the line `<!-- readme_check: python -->`
+introduces runs, as written, in the venv's Python from the repository root.
 
     .venv/bin/python scripts/readme_check.py          # after make demo (about a minute on 2 cores)
     python scripts/readme_check.py --list             # the lines it runs, checked against README.md
@@ -46,6 +47,19 @@ def readme_commands(readme: Path = ROOT / "README.md") -> list[str]:
     return lines
 
 
+PYTHON_MARK = "<!-- readme_check: python -->"
+
+
+def readme_python_blocks(readme: Path = ROOT / "README.md") -> list[str]:
+    """The code of each ```python block right after a PYTHON_MARK line."""
+    blocks, lines = [], readme.read_text().splitlines()
+    for i, line in enumerate(lines):
+        if line.strip() == PYTHON_MARK and i + 1 < len(lines) and lines[i + 1].strip() == "```python":
+            end = next(j for j in range(i + 2, len(lines)) if lines[j].startswith("```"))
+            blocks.append("\n".join(lines[i + 2:end]) + "\n")
+    return blocks
+
+
 def missing_from_readme(readme: Path = ROOT / "README.md") -> list[str]:
     found = set(readme_commands(readme))
     return [c for c in COMMANDS if c not in found]
@@ -76,10 +90,17 @@ def main(argv: list[str] | None = None) -> int:
             rc = subprocess.run(["bash", "-c", f"source .venv/bin/activate && {command}"], cwd=ROOT, env=env).returncode
             print(f"readme_check: exit {rc} in {time.perf_counter() - began:.1f} s", flush=True)
             failed += rc != 0
+        for block in readme_python_blocks():
+            print(f"readme_check: python <<EOF\n{block}EOF", flush=True)
+            rc = subprocess.run(["bash", "-c", "source .venv/bin/activate && python -"], cwd=ROOT, env=env,
+                                input=block, text=True).returncode
+            print(f"readme_check: exit {rc}", flush=True)
+            failed += rc != 0
     finally:
         for path in new:
             shutil.rmtree(path, ignore_errors=True)
-    print(f"readme_check: {len(COMMANDS) - failed} of {len(COMMANDS)} README commands ran ok")
+    total = len(COMMANDS) + len(readme_python_blocks())
+    print(f"readme_check: {total - failed} of {total} README commands and Python blocks ran ok")
     return 1 if failed else 0
 
 

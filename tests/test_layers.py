@@ -19,7 +19,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "peftbench"
 LAYERS = ("peftbench", "errors", "runfile", "plugins", "config", "metrics", "tasks", "models", "methods", "train",
           "pipeline", "run", "cli")
 APART = {"report": ("peftbench", "errors", "runfile", "report"),
-         "results": ("peftbench", "errors", "runfile", "report", "results")}  # the DataFrame API over report's reader
+         "results": ("peftbench", "errors", "runfile", "report", "results"),  # the DataFrame API over report's reader
+         "api": (*LAYERS, "report", "results", "api")}  # the Python API: the CLI's run, results' load and table
 
 
 def module_name(path: Path) -> str:

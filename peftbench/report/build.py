@@ -181,7 +181,7 @@ def cost_table(ok: list[dict], keys: list[str], baseline: str) -> Table:
     for key, cells in rows.items():
         base = rows.get(key[:base_at] + (baseline,) + key[base_at + 1:]) if base_at is not None else None
         for name, _ in ratios:
-            if base:
+            if base and base[name].value:  # a baseline measured at 0 (a tiny model's memory): no ratio, not a crash
                 cells[f"{name}_ratio"] = Cell(cells[name].value / base[name].value)
     cols = cost_columns()
     columns = [Column("params_pct", "trainable %", decimals=2, better="min"), cols["memory"],

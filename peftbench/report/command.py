@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UserError, unknown_name
@@ -104,9 +105,19 @@ def make_table(sets: list[list[dict]], ok: list[dict], keys: list[str], args) ->
     return table, ok
 
 
-def main(argv: list[str]) -> int:
-    args = parse_args(argv)
-    check_options(args)  # types, ranges, output paths, named files: before anything is read or written
+@dataclass
+class Rendered:
+    """A report as text, with what goes beside it: notes for stderr (CSV holds numbers only), and the ok
+    runs and row keys it shows (for --plots)."""
+    text: str
+    stderr: list[str] = field(default_factory=list)
+    ok: list[dict] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Every option's type, range and choice, before anything is read or written."""
+    check_options(args)  # types, ranges, output paths, named files
     check_choice("format", args.format, FORMATS)
     check_choice("table", args.table, ("scores", "cost"))
     check_choice("metrics", args.metrics, METRIC_CHOICES)
@@ -114,14 +125,20 @@ def main(argv: list[str]) -> int:
     if args.compare and (args.paths or args.plots or args.table != "scores"):
         raise UserError("--compare A B takes the result sets itself and makes one table: leave out paths, "
                         "--plots and --table.")
-    sets = [load_runs([p]) for p in args.compare] if args.compare else [load_runs(args.paths or ["results"])]
-    problems = [line for _, probs in sets for line in probs]
-    sets = [where(select(select(select(runs, "task", args.tasks), "method", args.methods), "model", args.models),
-                  args.where) for runs, _ in sets]
+
+
+def filtered(runs: list[dict], args: argparse.Namespace) -> list[dict]:
+    """--tasks, --methods, --models, --where."""
+    return where(select(select(select(runs, "task", args.tasks), "method", args.methods), "model", args.models),
+                 args.where)
+
+
+def render(sets: list[list[dict]], problems: list[str], args: argparse.Namespace, origin: str = "") -> Rendered:
+    """The report of these run records (one set, or two with --compare), as `peftbench report` prints it
+    and `peftbench.results.table` returns it; `origin` names where the runs came from in the no-runs error."""
     runs = [r for s in sets for r in s]
     if not runs and not problems:
-        raise UserError(f"no run files (run.json) under {', '.join(args.compare or args.paths or ['results'])}. "
-                        "Make some with `peftbench run`.")
+        raise UserError(f"no run files (run.json) under {origin or 'results'}. Make some with `peftbench run`.")
     ok = [r for r in runs if r.get("status") == "ok"]
     keys = [k.strip() for k in args.rows.split(",")] if args.rows else \
         ["model", "method"] if len({r["model"] for r in ok}) > 1 else ["method"]
@@ -135,8 +152,7 @@ def main(argv: list[str]) -> int:
                            hint="--baseline names a method with ok runs in this report.")
     listed = failed_lines(runs) + problems
     if not ok:
-        print("\n\n".join(["No successful runs.", *(["\n".join(listed)] if listed else [])]))
-        return 0
+        return Rendered("\n\n".join(["No successful runs.", *(["\n".join(listed)] if listed else [])]) + "\n")
     table, ok = make_table(sets, ok, keys, args)
     if args.format == "html" and args.table == "scores" and not args.compare:
         from .page import render_page  # the interactive page; cost and compare tables stay plain HTML
@@ -144,17 +160,28 @@ def main(argv: list[str]) -> int:
         text = render_page(table, ok, keys, listed, args.output, args.best_of or "train.lr")
     else:
         text = RENDERERS[args.format](table, [] if args.format == "csv" else listed)
-    if args.output:
+    stderr = table.notes + listed if args.format == "csv" else []
+    return Rendered(text, stderr, ok, keys)
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    check_args(args)
+    sets = [load_runs([p]) for p in args.compare] if args.compare else [load_runs(args.paths or ["results"])]
+    problems = [line for _, probs in sets for line in probs]
+    report = render([filtered(runs, args) for runs, _ in sets], problems, args,
+                    ", ".join(args.compare or args.paths or ["results"]))
+    if args.output and report.ok:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(text)
+        Path(args.output).write_text(report.text)
         print(f"wrote {args.output}", file=sys.stderr)
     else:
-        print(text, end="")
-    if args.format == "csv" and (table.notes or listed):  # CSV holds numbers only: the rest on stderr
-        print("\n".join(table.notes + listed), file=sys.stderr)
-    if args.plots:
+        print(report.text, end="")
+    if report.stderr:
+        print("\n".join(report.stderr), file=sys.stderr)
+    if args.plots and report.ok:
         from .plots import save_plots
 
-        for path in save_plots(scores_table(ok, keys, args), ok, keys, args.plots):
+        for path in save_plots(scores_table(report.ok, report.keys, args), report.ok, report.keys, args.plots):
             print(f"wrote {path}", file=sys.stderr)
     return 0

@@ -19,6 +19,9 @@ from .precheck import SAME_ERROR_IN_A_ROW, repeated_failure
 from .runner import Stopped, identity, reason, record_path, run
 
 HYDRA_FILES = (".hydra", "run.log", LOCK_NAME)  # what a run dir holds before the run writes anything
+# How the last job in this process ended, for peftbench.api.run: {"run_file": path} (ok, or skipped for an ok
+# run file with the same config) or {"error": message} (a user mistake, exit 2)
+LAST_OUTCOME: dict | None = None
 
 
 def run_job(cfg) -> None:
@@ -40,6 +43,7 @@ def run_job(cfg) -> None:
         n_threads = threads.resolve(cfg.hardware.threads, cfg.hardware.num_processes)
     except UserError as exc:
         _remove_if_unused(run_dir)
+        _note(error=str(exc))
         print(f"peftbench: error: {exc}", file=sys.stderr)
         if multirun:
             return
@@ -66,6 +70,7 @@ def _run_held(cfg, run_dir: Path, multirun: bool, main_task: bool, in_child: boo
               "(--force re-runs it)")
         if main_task:
             sweep.record_outcome(cfg, run_dir, "skipped", run_file=str(done))
+        _note(run_file=str(done))
         return
     stop = repeated_failure(cfg) if multirun else None
     if stop is not None:  # the same error in several jobs in a row (hub offline, data missing): stop here
@@ -88,6 +93,7 @@ def _run_held(cfg, run_dir: Path, multirun: bool, main_task: bool, in_child: boo
         if main_task:
             sweep.record_outcome(cfg, run_dir, status, error_type=error_type, message=reason(exc))
         if isinstance(exc, UserError):
+            _note(error=str(exc))
             print(f"peftbench: error: {exc}", file=sys.stderr)
             if multirun:
                 return  # no run file (a mistake found before training); the sweep goes on
@@ -103,7 +109,13 @@ def _run_held(cfg, run_dir: Path, multirun: bool, main_task: bool, in_child: boo
     if main_task:
         sweep.record_outcome(cfg, run_dir, "ok", main_metric=record["main_metric"],
                              main_score=record["main_score"])
+    _note(run_file=str(Path(record["run_dir"]) / "run.json"))
     print(summary(record))
+
+
+def _note(**outcome) -> None:
+    global LAST_OUTCOME
+    LAST_OUTCOME = outcome
 
 
 def use_child(setting: str, multirun: bool) -> bool:

@@ -25,7 +25,7 @@ from .. import runfile
 from ..config import VOLATILE
 from ..tasks.fingerprint import data_fingerprint, identity
 
-# Keys added after run files existed (issue 14): left out of the hash while they hold these values, so a
+# Keys added after run files existed: left out of the hash while they hold these values, so a
 # run file written before the key existed still matches its re-run (a sweep skips it instead of re-running)
 NEUTRAL_DEFAULTS = {"train.gradient_checkpointing": False, "train.inference_cost": False, "train.inference_examples": 64,
                     "train.forgetting": False, "train.forgetting_text": None,
